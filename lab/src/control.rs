@@ -1,0 +1,164 @@
+//! The control endpoint (plain HTTP on loopback): inspect state, count requests, switch faults.
+//!
+//! Routes:
+//! - `GET /state` — VMs, tasks, request counters and faults.
+//! - `GET /faults` — the fault settings; `POST /faults` — merge a JSON patch into them.
+//! - `GET /requests` — request counters; `POST /requests/reset` — zero them.
+//! - `POST /vms/{vmid}/lock` — `{"lock": "clone"}` sets a config lock without holding the
+//!   file lock (what a crashed worker leaves behind); `{"lock": null}` clears it.
+//! - `GET /talos/nodes` — the simulated Talos nodes (address, stage, config hash…).
+//! - `POST /talos/nodes/{vmid|address}/maintenance` — fault: the node reboots into maintenance
+//!   mode with a blank disk (as if reinstalled).
+//! - `GET /health` — `{"ok": true}`.
+
+use std::sync::Arc;
+
+use hyper::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::faults::FaultsPatch;
+use crate::http::{self, DropConnection, Req, Resp};
+use crate::pve::Pve;
+use crate::talos::Talos;
+
+/// What the control endpoint sees.
+pub struct Control {
+    pub pve: Arc<Pve>,
+    pub talos: Arc<Talos>,
+}
+
+fn err(status: StatusCode, msg: &str) -> Resp {
+    http::json(status, None, &json!({"error": msg}))
+}
+
+fn ok(v: &Value) -> Resp {
+    http::json(StatusCode::OK, None, v)
+}
+
+/// Serve one control request.
+pub async fn handle(ctl: Arc<Control>, req: Req) -> Result<Resp, DropConnection> {
+    let pve = ctl.pve.clone();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let resp = match (method, path.as_str()) {
+        (Method::GET, "/health") => ok(&json!({"ok": true})),
+        (Method::GET, "/state") => ok(&state(&pve)),
+        (Method::GET, "/faults") => ok(&json!(pve.faults.get())),
+        (Method::POST, "/faults") => match http::read_body(req.into_body()).await {
+            Ok(body) => match serde_json::from_slice::<FaultsPatch>(&body) {
+                Ok(p) => match p.check() {
+                    Ok(()) => ok(&json!(pve.faults.patch(&p))),
+                    Err(e) => err(StatusCode::BAD_REQUEST, &e.to_string()),
+                },
+                Err(e) => err(StatusCode::BAD_REQUEST, &format!("invalid faults: {e}")),
+            },
+            Err(e) => err(StatusCode::BAD_REQUEST, &e),
+        },
+        (Method::GET, "/requests") => ok(&json!(pve.counters())),
+        (Method::POST, "/requests/reset") => {
+            pve.reset_counters();
+            ok(&json!(pve.counters()))
+        }
+        (Method::GET, "/talos/nodes") => ok(&ctl.talos.snapshot()),
+        (Method::POST, p) if p.starts_with("/talos/nodes/") && p.ends_with("/maintenance") => {
+            into_maintenance(&ctl.talos, p)
+        }
+        (Method::POST, p) if p.starts_with("/vms/") && p.ends_with("/lock") => {
+            set_lock(&pve, p, req).await
+        }
+        _ => err(StatusCode::NOT_FOUND, "no such control route"),
+    };
+    Ok(resp)
+}
+
+fn into_maintenance(talos: &Talos, path: &str) -> Resp {
+    let key = path
+        .strip_prefix("/talos/nodes/")
+        .and_then(|r| r.strip_suffix("/maintenance"))
+        .unwrap_or_default();
+    match talos.find(key) {
+        Some(node) => {
+            node.into_maintenance();
+            ok(
+                &json!({"vmid": node.vmid, "address": node.ip.to_string(), "stage": node.state().stage.name()}),
+            )
+        }
+        None => err(
+            StatusCode::NOT_FOUND,
+            "no running Talos node with that VMID or address",
+        ),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LockBody {
+    lock: Option<String>,
+}
+
+async fn set_lock(pve: &Pve, path: &str, req: Req) -> Resp {
+    let Some(vmid) = path
+        .strip_prefix("/vms/")
+        .and_then(|r| r.strip_suffix("/lock"))
+        .and_then(|v| v.parse::<u32>().ok())
+    else {
+        return err(StatusCode::BAD_REQUEST, "bad VMID");
+    };
+    let body = match http::read_body(req.into_body()).await {
+        Ok(b) => b,
+        Err(e) => return err(StatusCode::BAD_REQUEST, &e),
+    };
+    let lock = match serde_json::from_slice::<LockBody>(&body) {
+        Ok(b) => b.lock,
+        Err(e) => return err(StatusCode::BAD_REQUEST, &format!("invalid body: {e}")),
+    };
+    let mut st = pve.state();
+    let Some(vm) = st.vms.get_mut(&vmid) else {
+        return err(StatusCode::NOT_FOUND, "no such VM");
+    };
+    match lock {
+        Some(l) => vm.config.insert("lock".into(), l),
+        None => vm.config.remove("lock"),
+    };
+    ok(&json!({"vmid": vmid, "lock": vm.lock()}))
+}
+
+/// The `GET /state` document.
+pub fn state(pve: &Pve) -> Value {
+    let (vms, tasks) = {
+        let st = pve.state();
+        let vms: Vec<Value> = st
+            .vms
+            .values()
+            .map(|vm| {
+                json!({
+                    "vmid": vm.vmid,
+                    "node": vm.node,
+                    "name": vm.name(),
+                    "status": if vm.running { "running" } else { "stopped" },
+                    "lock": vm.lock(),
+                    "template": vm.is_template(),
+                    "config": vm.config,
+                    "pending": vm.pending,
+                    "pending_delete": vm.pending_delete,
+                })
+            })
+            .collect();
+        let tasks: Vec<Value> = st
+            .tasks
+            .iter()
+            .map(|t| {
+                let mut s = t.status_json();
+                s["log"] = json!(t.log);
+                s
+            })
+            .collect();
+        (vms, tasks)
+    };
+    json!({
+        "vms": vms,
+        "tasks": tasks,
+        "requests": pve.counters(),
+        "faults": pve.faults.get(),
+    })
+}

@@ -1,0 +1,128 @@
+//! Helpers shared by the handlers.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+
+use crate::pve::auth::{Principal, config_key_privilege, require};
+use crate::pve::error::ApiError;
+use crate::pve::schema::Schema;
+use crate::pve::state::{Cluster, Vm, drive_size, drive_volume, is_disk_key};
+use crate::pve::validate::lookup_prop;
+
+/// The VM `vmid` as seen from `node`, or PVE's "Configuration file ... does not exist".
+pub fn vm_on<'a>(c: &'a Cluster, node: &str, vmid: u32) -> Result<&'a Vm, ApiError> {
+    c.vms
+        .get(&vmid)
+        .filter(|vm| vm.node == node)
+        .ok_or_else(|| no_config(node, vmid))
+}
+
+pub fn no_config(node: &str, vmid: u32) -> ApiError {
+    ApiError::internal(format!(
+        "Configuration file 'nodes/{node}/qemu-server/{vmid}.conf' does not exist"
+    ))
+}
+
+/// Per-key config privileges plus `Datastore.AllocateSpace` on storages that get new disks.
+pub fn check_config_privileges(
+    who: &Principal,
+    vmid: u32,
+    set: &BTreeMap<String, String>,
+    delete: &[String],
+) -> Result<(), ApiError> {
+    let vm_path = format!("/vms/{vmid}");
+    for (k, v) in set {
+        require(who, &vm_path, config_key_privilege(k, Some(v)))?;
+    }
+    for k in delete {
+        require(who, &vm_path, config_key_privilege(k, None))?;
+    }
+    for (k, v) in set {
+        if is_disk_key(k) && !v.contains("media=cdrom") {
+            let vol = drive_volume(v);
+            if let Some((storage, rest)) = vol.split_once(':')
+                && (rest == "cloudinit" || rest.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
+            {
+                require(
+                    who,
+                    &format!("/storage/{storage}"),
+                    "Datastore.AllocateSpace",
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// PVE's `check_lock`.
+pub fn check_lock(vm: &Vm, skiplock: bool) -> Result<(), ApiError> {
+    match vm.lock() {
+        Some(l) if !skiplock => Err(ApiError::internal(format!("VM is locked ({l})"))),
+        _ => Ok(()),
+    }
+}
+
+/// PVE's `check_vmid_unused`.
+pub fn check_vmid_unused(c: &Cluster, vmid: u32) -> Result<(), ApiError> {
+    match c.vms.get(&vmid) {
+        Some(vm) => Err(ApiError::internal(format!(
+            "VM {vmid} already exists on node '{}'",
+            vm.node
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Render config values with the types the schema gives them (integers and booleans as
+/// numbers, everything else as strings).
+pub fn typed_config(schema: &Schema, config: &BTreeMap<String, String>) -> Map<String, Value> {
+    let props = schema
+        .lookup("POST", "/nodes/x/qemu")
+        .map(|f| f.def.properties.clone())
+        .unwrap_or_default();
+    config
+        .iter()
+        .map(|(k, v)| (k.clone(), typed_value(&props, k, v)))
+        .collect()
+}
+
+pub fn typed_value(props: &Map<String, Value>, key: &str, v: &str) -> Value {
+    let ty = lookup_prop(props, key)
+        .and_then(|p| p.get("type"))
+        .and_then(Value::as_str)
+        .unwrap_or("string");
+    match ty {
+        "integer" | "boolean" => v.parse::<i64>().map(|n| json!(n)).unwrap_or(json!(v)),
+        "number" => v.parse::<f64>().map(|n| json!(n)).unwrap_or(json!(v)),
+        _ => json!(v),
+    }
+}
+
+/// Sum of the VM's disk sizes.
+pub fn max_disk(vm: &Vm) -> u64 {
+    vm.disk_keys()
+        .iter()
+        .filter_map(|k| vm.config.get(k).and_then(|d| drive_size(d)))
+        .sum()
+}
+
+/// The address the guest agent reports for NIC 0 (and the Talos node listens on): the
+/// cloud-init static address when it is in 127.0.0.0/8, else a lab "DHCP" address in
+/// 127.0.0.0/8 derived from the VMID (nothing outside loopback is reachable here).
+pub fn guest_ipv4(vm: &Vm) -> (String, u8) {
+    let cfg = vm.merged_config();
+    if let Some(ipc) = cfg.get("ipconfig0")
+        && let Some(ip) = ipc.split(',').find_map(|p| p.strip_prefix("ip="))
+        && let Some((addr, prefix)) = ip.split_once('/')
+        && addr
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|a| a.is_loopback())
+    {
+        return (addr.to_string(), prefix.parse().unwrap_or(24));
+    }
+    (
+        format!("127.10.{}.{}", (vm.vmid >> 8) & 0xff, vm.vmid & 0xff),
+        8,
+    )
+}

@@ -1,0 +1,273 @@
+//! Machine configs as a Talos node accepts them: YAML documents checked against Talos's schema,
+//! then what the schema cannot say (PEM material, token formats, the cluster endpoint).
+
+use rcgen::KeyPair;
+use serde::Deserialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::pki::{self, Pem, PkiError};
+use super::schema::{ConfigSchema, SchemaError, V1ALPHA1};
+
+/// Why a config was refused. `Decode` is what Talos reports as "decode error"; `Invalid` is a
+/// config that decodes but fails validation.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("decode error: {0}")]
+    Decode(String),
+    #[error("configuration validation failed: {0}")]
+    Invalid(String),
+    #[error("lab error: {0}")]
+    Schema(String),
+}
+
+impl From<PkiError> for ConfigError {
+    fn from(e: PkiError) -> Self {
+        ConfigError::Invalid(e.to_string())
+    }
+}
+
+/// Talos token format `[a-z0-9]{6}\.[a-z0-9]{16}`.
+fn is_token(t: &str) -> bool {
+    let part = |p: &str, n: usize| {
+        p.len() == n
+            && p.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    };
+    t.split_once('.')
+        .is_some_and(|(a, b)| part(a, 6) && part(b, 16))
+}
+
+/// The parts of an accepted config the simulation uses.
+#[derive(Debug, Clone)]
+pub struct MachineConfig {
+    /// The bytes as applied (what COSI MachineConfig returns).
+    pub raw: Vec<u8>,
+    /// sha256 of `raw`, hex.
+    pub hash: String,
+    /// `controlplane` or `worker`.
+    pub machine_type: String,
+    pub hostname: Option<String>,
+    pub cluster_name: String,
+    pub endpoint: String,
+    /// Identifies the cluster across nodes: `cluster.id`, else the endpoint.
+    pub cluster_key: String,
+    /// The OS CA certificate (DER) clients' certs must chain to.
+    pub os_ca_der: Vec<u8>,
+    /// The OS CA key (control planes only; workers get theirs from a control plane).
+    pub os_ca_key_der: Option<Vec<u8>>,
+}
+
+impl MachineConfig {
+    pub fn is_control_plane(&self) -> bool {
+        self.machine_type == "controlplane" || self.machine_type == "init"
+    }
+
+    /// The OS CA key, parsed (Ed25519).
+    pub fn os_ca_key(&self) -> Option<KeyPair> {
+        self.os_ca_key_der
+            .as_deref()
+            .and_then(|d| KeyPair::try_from(d).ok())
+    }
+}
+
+/// Parse and validate a config as `ApplyConfiguration` receives it.
+pub fn parse(bytes: &[u8]) -> Result<MachineConfig, ConfigError> {
+    let schema = ConfigSchema::global().map_err(|e| ConfigError::Schema(e.to_string()))?;
+    let docs = documents(bytes)?;
+    let mut v1 = None;
+    for doc in &docs {
+        let def = schema.definition_for(doc).map_err(|e| match e {
+            SchemaError::Unknown(m) => ConfigError::Decode(m),
+            SchemaError::Load(m) => ConfigError::Schema(m),
+        })?;
+        let checked = if def == V1ALPHA1 {
+            without_hidden(doc)
+        } else {
+            doc.clone()
+        };
+        let errors = schema
+            .validate(&def, &checked)
+            .map_err(|e| ConfigError::Schema(e.to_string()))?;
+        if !errors.is_empty() {
+            return Err(ConfigError::Decode(errors.join("; ")));
+        }
+        if def == V1ALPHA1 {
+            if v1.is_some() {
+                return Err(ConfigError::Decode(
+                    "duplicate v1alpha1 document".to_string(),
+                ));
+            }
+            v1 = Some(doc);
+        }
+    }
+    let v1 = v1.ok_or_else(|| {
+        ConfigError::Invalid("the lab needs a v1alpha1 document (machine and cluster)".into())
+    })?;
+    let mut cfg = check_v1alpha1(v1)?;
+    cfg.hash = hex::encode(Sha256::digest(bytes));
+    cfg.raw = bytes.to_vec();
+    Ok(cfg)
+}
+
+/// Fields Talos still decodes but leaves out of its published schema (hidden from the docs);
+/// `talosctl gen config` writes them (see `shared/reference/talos/config-templates.md`).
+const HIDDEN: [(&str, &str); 3] = [
+    ("/machine/features", "rbac"),
+    ("/machine/features", "stableHostname"),
+    ("/machine/features", "apidCheckExtKeyUsage"),
+];
+
+fn without_hidden(doc: &Value) -> Value {
+    let mut d = doc.clone();
+    for (ptr, key) in HIDDEN {
+        if let Some(Value::Object(o)) = d.pointer_mut(ptr) {
+            o.remove(key);
+        }
+    }
+    d
+}
+
+fn documents(bytes: &[u8]) -> Result<Vec<Value>, ConfigError> {
+    let mut out = Vec::new();
+    for de in serde_yaml::Deserializer::from_slice(bytes) {
+        let v = Value::deserialize(de).map_err(|e| ConfigError::Decode(e.to_string()))?;
+        match v {
+            Value::Null => {}
+            Value::Object(_) => out.push(v),
+            other => {
+                return Err(ConfigError::Decode(format!(
+                    "a document must be a mapping, got {other}"
+                )));
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(ConfigError::Decode("no documents in the config".into()));
+    }
+    Ok(out)
+}
+
+fn str_at<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
+    v.pointer(ptr)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+fn check_token(what: &str, token: Option<&str>, required: bool) -> Result<(), ConfigError> {
+    match token {
+        Some(t) if !is_token(t) => Err(ConfigError::Invalid(format!(
+            "{what}: invalid token format {t:?}: must match [a-z0-9]{{6}}.[a-z0-9]{{16}}"
+        ))),
+        None if required => Err(ConfigError::Invalid(format!("{what} is required"))),
+        _ => Ok(()),
+    }
+}
+
+fn check_endpoint(endpoint: Option<&str>) -> Result<String, ConfigError> {
+    let e = endpoint
+        .ok_or_else(|| ConfigError::Invalid("cluster.controlPlane.endpoint is required".into()))?;
+    let u = url::Url::parse(e).map_err(|err| {
+        ConfigError::Invalid(format!("cluster.controlPlane.endpoint {e:?}: {err}"))
+    })?;
+    if u.scheme() != "https" || u.host_str().is_none_or(str::is_empty) {
+        return Err(ConfigError::Invalid(format!(
+            "cluster.controlPlane.endpoint {e:?}: must be an https URL with a host"
+        )));
+    }
+    Ok(e.to_string())
+}
+
+/// Optional `{crt, key}` pairs elsewhere in the config: each present value must parse.
+fn check_cert_and_key(v: &Value, ptr: &str) -> Result<(), ConfigError> {
+    if let Some(crt) = str_at(v, &format!("{ptr}/crt")) {
+        let what = format!("{}.crt", ptr.trim_start_matches('/').replace('/', "."));
+        pki::check_cert(&what, &pki::pem_from_b64(&what, crt)?)?;
+    }
+    if let Some(key) = str_at(v, &format!("{ptr}/key")) {
+        let what = format!("{}.key", ptr.trim_start_matches('/').replace('/', "."));
+        pki::check_other_key(&what, &pki::pem_from_b64(&what, key)?)?;
+    }
+    Ok(())
+}
+
+fn check_v1alpha1(v: &Value) -> Result<MachineConfig, ConfigError> {
+    let machine_type = str_at(v, "/machine/type")
+        .ok_or_else(|| ConfigError::Invalid("machine.type is required".into()))?
+        .to_string();
+    let control_plane = machine_type == "controlplane" || machine_type == "init";
+    check_token("machine.token", str_at(v, "/machine/token"), true)?;
+    check_token("cluster.token", str_at(v, "/cluster/token"), false)?;
+    let endpoint = check_endpoint(str_at(v, "/cluster/controlPlane/endpoint"))?;
+
+    let crt = str_at(v, "/machine/ca/crt")
+        .ok_or_else(|| ConfigError::Invalid("machine.ca.crt is required".into()))?;
+    let crt: Pem = pki::pem_from_b64("machine.ca.crt", crt)?;
+    pki::check_cert("machine.ca.crt", &crt)?;
+    let key = match str_at(v, "/machine/ca/key") {
+        Some(k) => {
+            let pem = pki::pem_from_b64("machine.ca.key", k)?;
+            let key = pki::ed25519_key("machine.ca.key", &pem)?;
+            pki::check_pair("machine.ca", &crt, &key)?;
+            Some(pem.der)
+        }
+        None if control_plane => {
+            return Err(ConfigError::Invalid(
+                "machine.ca.key is required on a control plane".into(),
+            ));
+        }
+        None => None,
+    };
+    for ptr in [
+        "/cluster/ca",
+        "/cluster/aggregatorCA",
+        "/cluster/etcd/ca",
+        "/cluster/serviceAccount",
+    ] {
+        check_cert_and_key(v, ptr)?;
+    }
+    Ok(MachineConfig {
+        raw: Vec::new(),
+        hash: String::new(),
+        machine_type,
+        hostname: str_at(v, "/machine/network/hostname").map(str::to_string),
+        cluster_name: str_at(v, "/cluster/clusterName")
+            .unwrap_or_default()
+            .to_string(),
+        cluster_key: str_at(v, "/cluster/id").unwrap_or(&endpoint).to_string(),
+        endpoint,
+        os_ca_der: crt.der,
+        os_ca_key_der: key,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_format() {
+        assert!(is_token("abcdef.0123456789abcdef"));
+        for bad in [
+            "abcdef0123456789abcdef",
+            "ABCDEF.0123456789abcdef",
+            "abcde.0123456789abcdefg",
+            "abcdef.0123456789abcde",
+        ] {
+            assert!(!is_token(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn decode_errors() {
+        assert!(matches!(parse(b"version: ["), Err(ConfigError::Decode(_))));
+        assert!(matches!(parse(b"- a\n- b\n"), Err(ConfigError::Decode(_))));
+        assert!(
+            matches!(parse(b"apiVersion: v1alpha1\nkind: Nope\n"), Err(ConfigError::Decode(m)) if m.contains("unknown document"))
+        );
+        assert!(matches!(
+            parse(b"apiVersion: v1alpha1\nkind: HostnameConfig\nhostname: a\n"),
+            Err(ConfigError::Invalid(_))
+        ));
+    }
+}

@@ -1,0 +1,179 @@
+//! A node's gRPC endpoint: one listener for the node's life, one tonic server per boot (the
+//! TLS setup and the API depend on the mode), restarted whenever the node reboots.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Server;
+use tonic::transport::server::Connected;
+
+use super::Talos;
+use super::authz::{Caller, Mode, Role};
+use super::cosi_api::CosiApi;
+use super::machine_api::MachineApi;
+use super::node::Node;
+use super::proto::cosi::resource::state_server::StateServer;
+use super::proto::machine::machine_service_server::MachineServiceServer;
+use super::{pki, tls};
+
+/// A TLS connection plus who is on the other end.
+pub struct Conn {
+    io: TlsStream<TcpStream>,
+    caller: Caller,
+}
+
+impl Connected for Conn {
+    type ConnectInfo = Caller;
+    fn connect_info(&self) -> Caller {
+        self.caller.clone()
+    }
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// The TLS acceptor for the node's current mode. Workers have no OS CA key: like trustd, they
+/// get their server cert from a control plane of the same cluster, or serve a throwaway one.
+fn acceptor(talos: &Talos, node: &Node, mode: Mode) -> Result<TlsAcceptor, String> {
+    let config = match mode {
+        Mode::Maintenance => {
+            let cert = pki::maintenance_cert(node.ip).map_err(|e| e.to_string())?;
+            tls::maintenance(cert).map_err(|e| e.to_string())?
+        }
+        Mode::Running => {
+            let cfg = node
+                .state()
+                .disk
+                .config
+                .clone()
+                .ok_or("running without a config")?;
+            let key = cfg
+                .os_ca_key()
+                .or_else(|| talos.cluster_ca_key(&cfg.cluster_key));
+            let cert = match key {
+                Some(k) => pki::os_server_cert(node.ip, &cfg.os_ca_der, k),
+                None => pki::maintenance_cert(node.ip),
+            }
+            .map_err(|e| e.to_string())?;
+            tls::running(cert, &cfg.os_ca_der).map_err(|e| e.to_string())?
+        }
+    };
+    Ok(TlsAcceptor::from(config))
+}
+
+async fn handshake(acceptor: TlsAcceptor, tcp: TcpStream, mode: Mode) -> Option<Conn> {
+    let io = acceptor.accept(tcp).await.ok()?;
+    let roles = match mode {
+        Mode::Maintenance => vec![Role::Reader],
+        Mode::Running => io
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(tls::roles_of)
+            .unwrap_or_default(),
+    };
+    Some(Conn {
+        io,
+        caller: Caller { mode, roles },
+    })
+}
+
+/// Serve the node until `stop` turns true.
+pub async fn run(
+    talos: Arc<Talos>,
+    node: Arc<Node>,
+    listener: TcpListener,
+    mut stop: watch::Receiver<bool>,
+) {
+    let listener = Arc::new(listener);
+    let mut changes = node.serving_changes();
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        changes.borrow_and_update();
+        let mode = node.state().serving;
+        let acceptor = mode.and_then(|m| match acceptor(&talos, &node, m) {
+            Ok(a) => Some((m, a)),
+            Err(e) => {
+                tracing::warn!(vmid = node.vmid, "talos node cannot serve: {e}");
+                None
+            }
+        });
+        let Some((mode, acceptor)) = acceptor else {
+            // Down (rebooting, or no usable TLS setup): connections wait in the backlog.
+            tokio::select! {
+                _ = changes.changed() => continue,
+                r = stop.changed() => {
+                    if r.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            }
+        };
+        let (tx, rx) = mpsc::channel::<Result<Conn, io::Error>>(16);
+        let l = listener.clone();
+        let accepting = tokio::spawn(async move {
+            while let Ok((tcp, _)) = l.accept().await {
+                let (a, tx) = (acceptor.clone(), tx.clone());
+                tokio::spawn(async move {
+                    if let Some(c) = handshake(a, tcp, mode).await {
+                        let _ = tx.send(Ok(c)).await;
+                    }
+                });
+            }
+        });
+        let machine = MachineApi::new(talos.clone(), node.clone());
+        let cosi = CosiApi::new(talos.clone(), node.clone());
+        let mut c2 = changes.clone();
+        let mut s2 = stop.clone();
+        let shutdown = async move {
+            tokio::select! {
+                _ = c2.changed() => {}
+                _ = s2.changed() => {}
+            }
+        };
+        let served = Server::builder()
+            .add_service(MachineServiceServer::new(machine))
+            .add_service(StateServer::new(cosi))
+            .serve_with_incoming_shutdown(ReceiverStream::new(rx), shutdown)
+            .await;
+        accepting.abort();
+        if let Err(e) = served {
+            tracing::warn!(vmid = node.vmid, "talos API server failed: {e}");
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Drives the lab in-process over real HTTPS (reqwest + rustls trusting the lab CA).
+
+mod auth;
+mod cli;
+mod common;
+mod control;
+mod locks;
+mod schema;
+mod talos;
+mod talos_kit;
+mod vm;

@@ -1,0 +1,17 @@
+//! `terraform-provider-infraflux`: Proxmox VE VMs → Talos Linux → Cilium → Argo CD, from HCL.
+
+mod config;
+mod provider;
+// The Proxmox VE client; its first user, infraflux_proxmox_vm, is the next slice of issue 4.
+#[allow(dead_code)]
+mod proxmox;
+mod resources;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    tfplugin::serve::main(
+        "registry.terraform.io/infraflux/infraflux",
+        provider::InfraFlux::default,
+    )
+}

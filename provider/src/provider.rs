@@ -1,0 +1,49 @@
+//! The provider: its configuration block and what it shares with every resource.
+
+use std::sync::{Arc, OnceLock};
+
+use async_trait::async_trait;
+use tfplugin::{Ctx, Diagnostics, Provider, Resource, Schema, Value};
+
+use crate::config::{self, ProxmoxSettings};
+
+/// State shared by all resources of one provider process (one Terraform run).
+#[derive(Default)]
+pub struct Shared {
+    /// Set by ConfigureProvider; `None` inside when no Proxmox endpoint is configured.
+    pub proxmox: OnceLock<Option<ProxmoxSettings>>,
+}
+
+#[derive(Default)]
+pub struct InfraFlux {
+    shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl Provider for InfraFlux {
+    fn type_name(&self) -> &'static str {
+        "infraflux"
+    }
+
+    fn schema(&self) -> Schema {
+        config::schema()
+    }
+
+    async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        config::validate(config, diags);
+    }
+
+    async fn configure(&self, _ctx: &Ctx, config: &Value) -> Diagnostics {
+        match config::resolve(config, &|k| std::env::var(k).ok()) {
+            Ok((settings, warnings)) => {
+                let _ = self.shared.proxmox.set(settings);
+                warnings
+            }
+            Err(diags) => diags,
+        }
+    }
+
+    fn resources(&self) -> Vec<Arc<dyn Resource>> {
+        crate::resources::all(&self.shared)
+    }
+}

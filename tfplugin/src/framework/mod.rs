@@ -1,0 +1,12 @@
+//! The concepts a provider author touches: schema, validators, plan modifiers, timeouts,
+//! the resource traits, and the lifecycle core that keeps Terraform's rules.
+
+pub mod lifecycle;
+pub mod planmod;
+pub mod resource;
+pub mod schema;
+pub mod timeouts;
+pub mod validate;
+
+pub use resource::*;
+pub use schema::{AttrKind, Attribute, Block, NestedBlock, Nesting, Schema};
