@@ -415,3 +415,67 @@ fn ephemeral_resources_functions_and_identity_on_terraform_1_15() {
     let o = w.fails(&["plan", "-no-color"]);
     assert!(o.all().contains("s must not be empty"), "{}", o.all());
 }
+
+both_terraforms!(
+    shrink_replaces_grow_updates_and_private_state_survives,
+    |tf: &Tf| {
+        let f = Fixture::new(tf);
+        let w = &f.work;
+        let cfg = |size: i64| thing(&format!("  name = \"disk\"\n  size = {size}"));
+        f.config(&cfg(4));
+        w.init();
+        w.apply();
+        let a = w.resource("tftest_thing.a");
+        let id = a["id"].as_str().unwrap().to_owned();
+        w.assert_plan_empty();
+        // Grow: in place; the update checks that private state from create came back.
+        f.config(&cfg(5));
+        w.apply();
+        assert_eq!(w.resource("tftest_thing.a")["id"], id.as_str());
+        // Shrink: RequiresReplaceIf.
+        f.config(&cfg(3));
+        let plan = w.plan_json();
+        assert_eq!(
+            change(&plan, "tftest_thing.a")["actions"],
+            serde_json::json!(["delete", "create"])
+        );
+        let (_, o) = w.plan_code();
+        assert!(o.stdout.contains("# forces replacement"), "{}", o.stdout);
+        w.apply();
+        assert_ne!(w.resource("tftest_thing.a")["id"], id.as_str());
+        assert_eq!(f.objects().len(), 1);
+    }
+);
+
+#[test]
+fn nested_attributes_on_current_terraform() {
+    // Terraform 1.0.x crashes on null nested attributes (its bug, in ProposedNew); see
+    // test-provider/src/nested.rs. Provider resources use blocks while 1.0 is supported.
+    let f = Fixture::new(&Tf::v1_15());
+    let w = &f.work;
+    let cfg = |meta: &str| {
+        format!(
+            "resource \"tftest_nested\" \"n\" {{\n{meta}  items = [{{ value = \"a\" }}, {{ value = \"b\" }}]\n}}"
+        )
+    };
+    f.config(&cfg("  meta = { owner = \"me\" }\n"));
+    w.init();
+    let plan = w.plan_json();
+    assert_eq!(
+        change(&plan, "tftest_nested.n")["after"]["meta"]["stamp"],
+        "by-me",
+        "computed inside, known at plan"
+    );
+    w.apply();
+    let n = w.resource("tftest_nested.n");
+    assert_eq!(n["items"][1]["value"], "b");
+    w.assert_plan_empty();
+    f.config(&cfg("  meta = { owner = \"you\", level = 2 }\n"));
+    w.apply();
+    assert_eq!(w.resource("tftest_nested.n")["meta"]["stamp"], "by-you");
+    w.assert_plan_empty();
+    f.config(&cfg(""));
+    w.apply();
+    assert!(w.resource("tftest_nested.n")["meta"].is_null());
+    w.assert_plan_empty();
+}

@@ -3,6 +3,7 @@
 //! (`dir` in the provider block, or `TFTEST_DIR`), so tests can inspect and tamper with what
 //! exists. Never shipped.
 
+mod nested;
 mod store;
 mod thing;
 
@@ -64,9 +65,14 @@ impl Provider for TestProvider {
         diags
     }
     fn resources(&self) -> Vec<Arc<dyn Resource>> {
-        vec![Arc::new(thing::Thing {
-            store: self.store.clone(),
-        })]
+        vec![
+            Arc::new(thing::Thing {
+                store: self.store.clone(),
+            }),
+            Arc::new(nested::Nested {
+                store: self.store.clone(),
+            }),
+        ]
     }
     fn data_sources(&self) -> Vec<Arc<dyn DataSource>> {
         vec![Arc::new(ObjectData {

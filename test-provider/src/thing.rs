@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{Value as Json, json};
-use tfplugin::framework::planmod::{requires_replace, use_state_for_unknown};
+use tfplugin::framework::planmod::{requires_replace, requires_replace_if, use_state_for_unknown};
 use tfplugin::framework::resource::{IdentityAttribute, PlanRequest, PlanResponse};
 use tfplugin::framework::timeouts::timeout;
 use tfplugin::framework::validate::{int_between, one_of, string_length};
@@ -158,7 +158,10 @@ impl Resource for Thing {
                     Attribute::number("size")
                         .optional()
                         .validate(int_between(0, 1000))
-                        .description("Size, updated in place."),
+                        .plan_modifier(requires_replace_if("shrinking replaces the object", |state, plan| {
+                            matches!((state.as_i64(), plan.as_i64()), (Some(a), Some(b)) if b < a)
+                        }))
+                        .description("Size: grows in place, shrinking replaces the object."),
                 )
                 .attr(
                     Attribute::string("mode")
@@ -286,6 +289,8 @@ impl Resource for Thing {
             return StateResponse::error(Diagnostic::error("Create failed", e.to_string()));
         }
         let state = Self::applied(&req.planned, &id, 1, &remote);
+        let mut private = tfplugin::Private::new();
+        private.insert("created_by".into(), Json::from("tftest"));
         if let Some(ms) = req.planned.attr("delay_ms").as_i64() {
             let limit = timeout(&req.planned, "create", Duration::from_secs(600));
             let wait = Duration::from_millis(u64::try_from(ms).unwrap_or(0)).min(limit);
@@ -313,7 +318,11 @@ impl Resource for Thing {
                 ..StateResponse::default()
             };
         }
-        StateResponse::ok(state)
+        StateResponse {
+            state,
+            private,
+            ..StateResponse::default()
+        }
     }
 
     async fn read(&self, _ctx: &Ctx, req: ReadRequest) -> StateResponse {
@@ -338,6 +347,18 @@ impl Resource for Thing {
             Err(d) => return StateResponse::error(d),
         };
         let id = req.prior.attr("id").as_str().unwrap_or_default().to_owned();
+        // Private state written at create must come back on every later call.
+        if req.private.get("created_by") != Some(&Json::from("tftest")) {
+            return StateResponse {
+                state: req.prior,
+                diags: Diagnostic::error(
+                    "Private state lost",
+                    format!("Object {id} lost its private state."),
+                )
+                .into(),
+                ..Default::default()
+            };
+        }
         let revision = req.prior.attr("revision").as_i64().unwrap_or(0) + 1;
         let pw = match req.planned.attr("password_hash") {
             Value::Unknown => req.config.attr("password_wo").as_str().map(hash),
@@ -351,7 +372,11 @@ impl Resource for Thing {
                 ..Default::default()
             };
         }
-        StateResponse::ok(Self::applied(&req.planned, &id, revision, &remote))
+        StateResponse {
+            state: Self::applied(&req.planned, &id, revision, &remote),
+            private: req.private,
+            ..Default::default()
+        }
     }
 
     async fn delete(&self, _ctx: &Ctx, req: DeleteRequest) -> Diagnostics {
@@ -373,7 +398,15 @@ impl Resource for Thing {
             Err(d) => return StateResponse::error(d),
         };
         match store.get(id) {
-            Some(remote) => StateResponse::ok(Self::state_from(&remote, &Value::Null)),
+            Some(remote) => {
+                let mut private = tfplugin::Private::new();
+                private.insert("created_by".into(), Json::from("tftest"));
+                StateResponse {
+                    state: Self::state_from(&remote, &Value::Null),
+                    private,
+                    ..Default::default()
+                }
+            }
             None => StateResponse::error(Diagnostic::error(
                 "Cannot import",
                 format!("No object has id {id:?}; check the id."),
