@@ -296,3 +296,35 @@ fn exits_when_terraform_dies_without_shutdown() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn falls_back_to_tcp_within_the_allowed_ports() {
+    let client = ClientCert::generate();
+    // A socket directory that cannot exist forces the TCP fallback.
+    let env = [
+        ("PLUGIN_UNIX_SOCKET_DIR", "/proc/no-such-dir"),
+        ("PLUGIN_MIN_PORT", "41000"),
+        ("PLUGIN_MAX_PORT", "41100"),
+    ];
+    let p = Plugin::start(&tftest(), &client, &env);
+    assert_eq!(p.handshake.network, "tcp");
+    let port: u16 = p
+        .handshake
+        .address
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((41000..=41100).contains(&port), "{}", p.handshake.address);
+    assert!(
+        p.handshake.address.starts_with("127.0.0.1:"),
+        "loopback only"
+    );
+    rt().block_on(async {
+        let mut c = p.provider(&client).await;
+        c.get_metadata(pb::get_metadata::Request {})
+            .await
+            .expect("served over TCP with mTLS");
+    });
+}
