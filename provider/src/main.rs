@@ -2,7 +2,7 @@
 
 mod config;
 mod provider;
-// The Proxmox VE client; its first user, infraflux_proxmox_vm, is the next slice of issue 4.
+// The Proxmox VE client; infraflux_proxmox_vm uses it, disks/migration/create_vm wait for later slices.
 #[allow(dead_code)]
 mod proxmox;
 mod resources;

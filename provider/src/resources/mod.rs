@@ -1,5 +1,7 @@
 //! One module per resource. Resources know the framework and the API clients, never gRPC.
 
+mod proxmox_vm;
+
 use std::sync::Arc;
 
 use tfplugin::Resource;
@@ -7,6 +9,6 @@ use tfplugin::Resource;
 use crate::provider::Shared;
 
 /// Every resource the provider offers.
-pub fn all(_shared: &Arc<Shared>) -> Vec<Arc<dyn Resource>> {
-    Vec::new()
+pub fn all(shared: &Arc<Shared>) -> Vec<Arc<dyn Resource>> {
+    vec![Arc::new(proxmox_vm::ProxmoxVm::new(shared.clone()))]
 }

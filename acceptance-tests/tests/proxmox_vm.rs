@@ -1,0 +1,531 @@
+//! `infraflux_proxmox_vm` through real Terraform (1.15.5 and 1.0.3) against the lab, one lab
+//! per test started as `infraflux-lab up --dir …` and stopped with `down` when the test ends.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use acceptance_tests::{Tf, Work, bin_dir, both_terraforms};
+use serde_json::{Value as Json, json};
+
+/// A lab process; `down` on drop.
+struct Lab {
+    dir: tempfile::TempDir,
+    child: Child,
+    info: Json,
+}
+
+impl Lab {
+    fn up() -> Lab {
+        let dir = tempfile::Builder::new()
+            .prefix("infraflux-lab-")
+            .tempdir()
+            .expect("tempdir");
+        let child = Command::new(Self::bin())
+            .args(["up", "--dir"])
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start infraflux-lab (`make test` builds it)");
+        let mut lab = Lab {
+            dir,
+            child,
+            info: Json::Null,
+        };
+        let json_path = lab.dir.path().join("lab.json");
+        let started = Instant::now();
+        loop {
+            if let Some(j) = std::fs::read(&json_path)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Json>(&b).ok())
+            {
+                lab.info = j;
+                return lab;
+            }
+            if let Ok(Some(st)) = lab.child.try_wait() {
+                panic!("infraflux-lab exited early: {st}");
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "lab.json did not appear"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn bin() -> PathBuf {
+        bin_dir().join("infraflux-lab")
+    }
+
+    fn pve(&self, k: &str) -> String {
+        self.info["pve"][k].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// The provider block for this lab; `token` overrides the API token.
+    fn provider(&self, token: Option<&str>) -> String {
+        let token = token.map_or_else(
+            || format!("{}={}", self.pve("token_id"), self.pve("token_secret")),
+            str::to_owned,
+        );
+        format!(
+            "terraform {{\n  required_providers {{\n    infraflux = {{ source = \"infraflux/infraflux\" }}\n  }}\n}}\n\nprovider \"infraflux\" {{\n  proxmox {{\n    endpoint    = {}\n    api_token   = {}\n    ca_cert_pem = {}\n  }}\n}}\n",
+            json!(self.pve("endpoint")),
+            json!(token),
+            self.info["ca_cert_pem"]
+        )
+    }
+
+    /// One request to the control endpoint (plain HTTP/1.0 on loopback).
+    fn control(&self, method: &str, path: &str, body: Option<&Json>) -> Json {
+        let ep = self.info["control"]["endpoint"]
+            .as_str()
+            .unwrap_or_default();
+        let addr = ep.trim_start_matches("http://").trim_end_matches('/');
+        let mut s = TcpStream::connect(addr).expect("connect to the lab control endpoint");
+        let body = body.map(Json::to_string).unwrap_or_default();
+        write!(
+            s,
+            "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("send");
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).expect("read");
+        let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+        assert!(head.contains(" 200"), "{method} {path}: {head}\n{body}");
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{method} {path}: {e}: {body}"))
+    }
+
+    /// Every VM of the lab (templates included).
+    fn vms(&self) -> Vec<Json> {
+        self.control("GET", "/state", None)["vms"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn vm(&self, vmid: i64) -> Json {
+        self.vms()
+            .into_iter()
+            .find(|v| v["vmid"] == vmid)
+            .unwrap_or_else(|| panic!("VM {vmid} not in the lab"))
+    }
+
+    /// VM ids of the non-template VMs.
+    fn guests(&self) -> Vec<i64> {
+        self.vms()
+            .iter()
+            .filter(|v| v["template"] != true && v["template"] != 1)
+            .filter_map(|v| v["vmid"].as_i64())
+            .collect()
+    }
+
+    /// Power tasks (start, stop, shutdown, reboot) the lab ran so far.
+    fn power_tasks(&self) -> usize {
+        self.control("GET", "/state", None)["tasks"]
+            .as_array()
+            .map(|ts| {
+                ts.iter()
+                    .filter(|t| {
+                        matches!(
+                            t["type"].as_str(),
+                            Some("qmstart" | "qmstop" | "qmshutdown" | "qmreboot")
+                        )
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = Command::new(Self::bin())
+            .args(["down", "--dir"])
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The VM's config value as the lab will apply it (pending changes first).
+fn effective(vm: &Json, key: &str) -> String {
+    let v = if vm["pending"][key].is_null() {
+        &vm["config"][key]
+    } else {
+        &vm["pending"][key]
+    };
+    v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+}
+
+fn vm_resource(clone: bool, cores: u32, memory: u32, tags: &str) -> String {
+    let clone = if clone {
+        "  clone {\n    source_vm_id = 9000\n  }\n"
+    } else {
+        ""
+    };
+    format!(
+        "resource \"infraflux_proxmox_vm\" \"vm\" {{\n  node = \"pve1\"\n  name = \"talos-cp-1\"\n  tags = [{tags}]\n{clone}  cpu {{\n    cores = {cores}\n  }}\n  memory {{\n    dedicated_mb = {memory}\n  }}\n  network \"net0\" {{\n    bridge = \"vmbr0\"\n  }}\n}}\n"
+    )
+}
+
+both_terraforms!(clone_update_import_destroy, |tf: &Tf| {
+    let lab = Lab::up();
+    let w = Work::new(tf);
+    w.config(&format!(
+        "{}{}",
+        lab.provider(None),
+        vm_resource(true, 2, 2048, "\"talos\", \"b\"")
+    ));
+    w.init();
+    w.apply();
+    w.assert_plan_empty();
+
+    let r = w.resource("infraflux_proxmox_vm.vm");
+    let vmid = r["vm_id"].as_i64().expect("vm_id");
+    assert_eq!(r["id"], format!("pve1/{vmid}"));
+    assert_eq!(r["status"], "running");
+    assert_eq!(r["current_node"], "pve1");
+    assert_eq!(r["network"]["net0"]["model"], "virtio");
+    let mac = r["network"]["net0"]["mac"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(mac.starts_with("BC:24:11:"), "{r:#}");
+    assert_eq!(r["mac_addresses"], json!([mac]));
+    let vm = lab.vm(vmid);
+    assert_eq!(vm["status"], "running");
+    assert_eq!(vm["node"], "pve1");
+    assert_eq!(effective(&vm, "name"), "talos-cp-1");
+    assert_eq!(effective(&vm, "tags"), "b;talos", "tags are written sorted");
+
+    // A refresh costs one shared /cluster/resources and one config GET per VM.
+    lab.control("POST", "/requests/reset", None);
+    w.assert_plan_empty();
+    let req = lab.control("GET", "/requests", None);
+    eprintln!("requests for one refresh+plan: {req}");
+    assert_eq!(
+        req["by_route"]["GET /nodes/{node}/qemu/{vmid}/config"], 1,
+        "{req}"
+    );
+    assert_eq!(req["by_route"]["GET /cluster/resources"], 1, "{req}");
+    assert_eq!(req["total"], 2, "{req}");
+
+    // In place: cores, memory, tags. Same VM.
+    w.config(&format!(
+        "{}{}",
+        lab.provider(None),
+        vm_resource(true, 4, 4096, "\"talos\", \"a\", \"b\"")
+    ));
+    w.apply();
+    let r = w.resource("infraflux_proxmox_vm.vm");
+    assert_eq!(r["vm_id"], vmid, "updated in place");
+    let vm = lab.vm(vmid);
+    assert_eq!(effective(&vm, "cores"), "4");
+    assert_eq!(effective(&vm, "memory"), "4096");
+    assert_eq!(effective(&vm, "tags"), "a;b;talos");
+    assert_eq!(lab.guests(), vec![vmid], "no second VM");
+    w.assert_plan_empty();
+
+    // Tags only, in another order: never a restart.
+    let power = lab.power_tasks();
+    w.config(&format!(
+        "{}{}",
+        lab.provider(None),
+        vm_resource(true, 4, 4096, "\"b\", \"prod\", \"a\", \"talos\"")
+    ));
+    w.apply();
+    assert_eq!(effective(&lab.vm(vmid), "tags"), "a;b;prod;talos");
+    assert_eq!(
+        lab.power_tasks(),
+        power,
+        "a tags-only change ran a power task"
+    );
+    w.assert_plan_empty();
+
+    // Import into a fresh state (no clone block: PVE does not record a VM's origin).
+    let w2 = Work::new(tf);
+    w2.config(&format!(
+        "{}{}",
+        lab.provider(None),
+        vm_resource(false, 4, 4096, "\"a\", \"b\", \"prod\", \"talos\"")
+    ));
+    w2.init();
+    let bad = w2.fails(&[
+        "import",
+        "-no-color",
+        "-input=false",
+        "infraflux_proxmox_vm.vm",
+        &vmid.to_string(),
+    ]);
+    assert!(
+        bad.text().contains("expected \"node/vm_id\""),
+        "{}",
+        bad.all()
+    );
+    w2.ok(&[
+        "import",
+        "-no-color",
+        "-input=false",
+        "infraflux_proxmox_vm.vm",
+        &format!("pve1/{vmid}"),
+    ]);
+    w2.assert_plan_empty();
+    let r2 = w2.resource("infraflux_proxmox_vm.vm");
+    assert_eq!(r2["vm_id"], vmid);
+    assert_eq!(r2["network"]["net0"]["mac"], mac.as_str());
+
+    // Terraform >= 1.12: import by identity; with a clone block the VM adopts it in place.
+    if tf.at_least(1, 12) {
+        let w3 = Work::new(tf);
+        w3.config(&format!(
+            "{}import {{\n  to       = infraflux_proxmox_vm.vm\n  identity = {{ node = \"pve1\", vm_id = {vmid} }}\n}}\n\n{}",
+            lab.provider(None),
+            vm_resource(true, 4, 4096, "\"a\", \"b\", \"prod\", \"talos\"")
+        ));
+        w3.init();
+        let o = w3.apply();
+        assert!(
+            o.stdout
+                .contains("1 imported, 0 added, 1 changed, 0 destroyed"),
+            "{}",
+            o.stdout
+        );
+        w3.assert_plan_empty();
+        assert_eq!(
+            w3.resource("infraflux_proxmox_vm.vm")["clone"]["source_vm_id"],
+            9000
+        );
+        assert_eq!(lab.guests(), vec![vmid], "adopted, not replaced");
+    }
+
+    // Destroy (from the imported state), then the original state finds it gone: success.
+    w2.destroy();
+    assert!(lab.guests().is_empty(), "VMs left: {:?}", lab.guests());
+    // Deleted outside the first state: its refresh finds it gone and plans a create.
+    let (code, o) = w.plan_code();
+    assert_eq!(code, 2, "{}", o.stdout);
+    assert!(o.stdout.contains("will be created"), "{}", o.stdout);
+    w.destroy();
+    let left: Vec<i64> = lab
+        .vms()
+        .iter()
+        .filter_map(|v| v["vmid"].as_i64())
+        .collect();
+    assert_eq!(left, vec![9000, 9001], "only the templates are left");
+});
+
+both_terraforms!(clear_errors, |tf: &Tf| {
+    let lab = Lab::up();
+    let w = Work::new(tf);
+    let vm = vm_resource(true, 2, 2048, "\"talos\"");
+
+    // A bad token: one error naming the token and the endpoint.
+    let bad = format!(
+        "{}=00000000-0000-0000-0000-000000000000",
+        lab.pve("token_id")
+    );
+    w.config(&format!("{}{vm}", lab.provider(Some(&bad))));
+    w.init();
+    let o = w.apply_fails();
+    let text = o.text();
+    let want = format!(
+        "authentication failed for {} at {}",
+        lab.pve("token_id"),
+        lab.pve("endpoint")
+    );
+    assert_eq!(text.matches(&want).count(), 1, "{}", o.all());
+    assert!(
+        !text.contains("00000000-0000-0000-0000-000000000000"),
+        "secret leaked: {}",
+        o.all()
+    );
+
+    // A token without VM.Allocate: the privilege is named.
+    let noalloc = lab.info["pve"]["tokens"]
+        .as_array()
+        .and_then(|ts| ts.iter().find(|t| t["without"] == json!(["VM.Allocate"])))
+        .map(|t| {
+            format!(
+                "{}={}",
+                t["id"].as_str().unwrap_or_default(),
+                t["secret"].as_str().unwrap_or_default()
+            )
+        })
+        .expect("the lab's token without VM.Allocate");
+    w.config(&format!("{}{vm}", lab.provider(Some(&noalloc))));
+    let o = w.apply_fails();
+    assert_eq!(
+        o.text().matches("lacks the privilege VM.Allocate").count(),
+        1,
+        "{}",
+        o.all()
+    );
+
+    // A missing template: the error points at clone.source_vm_id.
+    w.config(&format!(
+        "{}{}",
+        lab.provider(None),
+        vm.replace("source_vm_id = 9000", "source_vm_id = 9999")
+    ));
+    let o = w.apply_fails();
+    let text = o.text();
+    assert!(text.contains("Cannot clone VM 9999"), "{}", o.all());
+    assert!(text.contains("9999.conf' does not exist"), "{}", o.all());
+    assert!(
+        text.contains("source_vm_id = 9999"),
+        "the error shows the attribute: {}",
+        o.all()
+    );
+
+    // No proxmox block: a clear error at create.
+    w.config(&format!(
+        "terraform {{\n  required_providers {{\n    infraflux = {{ source = \"infraflux/infraflux\" }}\n  }}\n}}\n\nprovider \"infraflux\" {{}}\n\n{vm}"
+    ));
+    let o = w.apply_fails();
+    assert!(
+        o.text().contains("Proxmox VE is not configured"),
+        "{}",
+        o.all()
+    );
+    assert!(o.text().contains("`proxmox"), "{}", o.all());
+
+    assert!(lab.guests().is_empty(), "VMs left: {:?}", lab.guests());
+    assert!(w.state_addresses().is_empty());
+});
+
+both_terraforms!(failure_after_clone_is_saved_and_converges, |tf: &Tf| {
+    let lab = Lab::up();
+    let w = Work::new(tf);
+    w.config(&format!(
+        "{}{}",
+        lab.provider(None),
+        vm_resource(true, 2, 2048, "\"talos\"")
+    ));
+    w.init();
+    lab.control(
+        "POST",
+        "/faults",
+        Some(&json!({"fail_next_task": "qmstart"})),
+    );
+    let o = w.apply_fails();
+    assert!(o.text().contains("Cannot start VM"), "{}", o.all());
+    let guests = lab.guests();
+    assert_eq!(guests.len(), 1, "the clone exists: {guests:?}");
+    assert_eq!(
+        w.state_addresses(),
+        vec!["infraflux_proxmox_vm.vm".to_owned()]
+    );
+    assert!(w.raw_state().contains("\"tainted\""), "{}", w.raw_state());
+    assert_eq!(w.resource("infraflux_proxmox_vm.vm")["vm_id"], guests[0]);
+
+    // The next apply replaces the tainted VM: still exactly one.
+    w.apply();
+    let guests = lab.guests();
+    assert_eq!(guests.len(), 1, "no duplicate: {guests:?}");
+    let r = w.resource("infraflux_proxmox_vm.vm");
+    assert_eq!(r["vm_id"], guests[0]);
+    assert_eq!(lab.vm(guests[0])["status"], "running");
+    w.assert_plan_empty();
+    w.destroy();
+    assert!(lab.guests().is_empty());
+});
+
+both_terraforms!(power_nics_and_refresh_cost, |tf: &Tf| {
+    let lab = Lab::up();
+    let w = Work::new(tf);
+    let config = |one_started: bool, net1: &str| {
+        format!(
+            "{}resource \"infraflux_proxmox_vm\" \"many\" {{\n  count   = 2\n  node    = \"pve1\"\n  started = false\n  clone {{\n    source_vm_id = 9000\n    full         = false\n  }}\n}}\n\nresource \"infraflux_proxmox_vm\" \"one\" {{\n  node    = \"pve1\"\n  started = {one_started}\n  on_boot = true\n  clone {{\n    source_vm_id = 9000\n  }}\n  network \"net0\" {{\n    bridge = \"vmbr0\"\n  }}\n{net1}}}\n",
+            lab.provider(None)
+        )
+    };
+    w.config(&config(false, ""));
+    w.init();
+    w.apply();
+    w.assert_plan_empty();
+    let guests = lab.guests();
+    assert_eq!(guests.len(), 3, "{guests:?}");
+    for g in &guests {
+        assert_eq!(lab.vm(*g)["status"], "stopped", "started = false");
+    }
+    let many = w.resource("infraflux_proxmox_vm.many[0]");
+    assert_eq!(many["status"], "stopped");
+    assert_eq!(
+        many["network"],
+        json!({}),
+        "NICs not declared are not managed"
+    );
+    let disk = effective(&lab.vm(many["vm_id"].as_i64().unwrap_or_default()), "scsi0");
+    assert!(disk.contains("base-9000-disk-0/"), "linked clone: {disk}");
+
+    // N VMs refresh with one shared list and one config GET each.
+    lab.control("POST", "/requests/reset", None);
+    w.assert_plan_empty();
+    let req = lab.control("GET", "/requests", None);
+    eprintln!("requests for refreshing 3 VMs: {req}");
+    assert_eq!(
+        req["by_route"]["GET /nodes/{node}/qemu/{vmid}/config"], 3,
+        "{req}"
+    );
+    assert_eq!(req["by_route"]["GET /cluster/resources"], 1, "{req}");
+    assert_eq!(req["total"], 4, "{req}");
+
+    // Start one VM and add a NIC, in place.
+    let one = w.resource("infraflux_proxmox_vm.one");
+    let vmid = one["vm_id"].as_i64().unwrap_or_default();
+    assert_eq!(effective(&lab.vm(vmid), "onboot"), "1");
+    w.config(&config(
+        true,
+        "  network \"net1\" {\n    bridge  = \"vmbr0\"\n    model   = \"e1000\"\n    vlan_id = 10\n  }\n",
+    ));
+    w.apply();
+    w.assert_plan_empty();
+    let vm = lab.vm(vmid);
+    assert_eq!(vm["status"], "running");
+    let net1 = effective(&vm, "net1");
+    assert!(
+        net1.starts_with("e1000=") && net1.contains("tag=10"),
+        "{net1}"
+    );
+    let one = w.resource("infraflux_proxmox_vm.one");
+    assert_eq!(one["vm_id"], vmid);
+    assert_eq!(one["status"], "running");
+    assert_eq!(
+        one["mac_addresses"].as_array().map(Vec::len),
+        Some(2),
+        "{one:#}"
+    );
+    for g in &guests {
+        if *g != vmid {
+            assert_eq!(lab.vm(*g)["status"], "stopped");
+        }
+    }
+
+    // Remove the NIC again.
+    w.config(&config(true, ""));
+    w.apply();
+    w.assert_plan_empty();
+    let vm = lab.vm(vmid);
+    assert!(
+        vm["config"]["net1"].is_null() || vm["pending_delete"].to_string().contains("net1"),
+        "{vm:#}"
+    );
+
+    w.destroy();
+    assert!(lab.guests().is_empty(), "{:?}", lab.guests());
+});
