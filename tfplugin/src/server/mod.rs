@@ -83,6 +83,19 @@ fn unknown_type(kind: &str, name: &str) -> Diagnostic {
     )
 }
 
+/// Find a registered type and decode its configuration.
+fn entry_config<'a, T: ?Sized>(
+    reg: &'a Registry<T>,
+    kind: &str,
+    type_name: &str,
+    dv: Option<&pb::DynamicValue>,
+) -> Result<(&'a Entry<T>, Value), Diagnostic> {
+    let e = reg
+        .get(type_name)
+        .ok_or_else(|| unknown_type(kind, type_name))?;
+    Ok((e, convert::decode(dv, &e.ty, "configuration")?))
+}
+
 fn caps_allow_write_only(c: Option<&pb::ClientCapabilities>) -> bool {
     c.is_some_and(|c| c.write_only_attributes_allowed)
 }
@@ -562,15 +575,17 @@ impl pb::provider_server::Provider for ProviderService {
     ) -> Res<pb::validate_data_resource_config::Response> {
         let req = req.into_inner();
         let mut diags = Diagnostics::new();
-        match self.data_sources.get(&req.type_name) {
-            None => diags.push(unknown_type("data source", &req.type_name)),
-            Some(e) => match convert::decode(req.config.as_ref(), &e.ty, "configuration") {
-                Ok(config) => {
-                    lifecycle::validate_config(&e.schema.block, &config, &mut diags);
-                    e.imp.validate(&config, &mut diags).await;
-                }
-                Err(d) => diags.push(d),
-            },
+        match entry_config(
+            &self.data_sources,
+            "data source",
+            &req.type_name,
+            req.config.as_ref(),
+        ) {
+            Ok((e, config)) => {
+                lifecycle::validate_config(&e.schema.block, &config, &mut diags);
+                e.imp.validate(&config, &mut diags).await;
+            }
+            Err(d) => diags.push(d),
         }
         ok(pb::validate_data_resource_config::Response {
             diagnostics: convert::diagnostics(diags),
@@ -746,21 +761,22 @@ impl pb::provider_server::Provider for ProviderService {
         let req = req.into_inner();
         let mut diags = Diagnostics::new();
         let mut resp = pb::read_data_source::Response::default();
-        if let Some(e) = self.data_sources.get(&req.type_name) {
-            match convert::decode(req.config.as_ref(), &e.ty, "configuration") {
-                Ok(config) => {
-                    let mut out = e.imp.read(&self.ctx(), &config).await;
-                    diags.extend(std::mem::take(&mut out.diags));
-                    lifecycle::complete(&e.schema.block, &mut out.state);
-                    match convert::encode(&out.state, &e.ty) {
-                        Ok(dv) => resp.state = Some(dv),
-                        Err(d) => diags.push(d),
-                    }
+        match entry_config(
+            &self.data_sources,
+            "data source",
+            &req.type_name,
+            req.config.as_ref(),
+        ) {
+            Ok((e, config)) => {
+                let mut out = e.imp.read(&self.ctx(), &config).await;
+                diags.extend(std::mem::take(&mut out.diags));
+                lifecycle::complete(&e.schema.block, &mut out.state);
+                match convert::encode(&out.state, &e.ty) {
+                    Ok(dv) => resp.state = Some(dv),
+                    Err(d) => diags.push(d),
                 }
-                Err(d) => diags.push(d),
             }
-        } else {
-            diags.push(unknown_type("data source", &req.type_name));
+            Err(d) => diags.push(d),
         }
         resp.diagnostics = convert::diagnostics(diags);
         ok(resp)
@@ -779,15 +795,17 @@ impl pb::provider_server::Provider for ProviderService {
     ) -> Res<pb::validate_ephemeral_resource_config::Response> {
         let req = req.into_inner();
         let mut diags = Diagnostics::new();
-        match self.ephemerals.get(&req.type_name) {
-            None => diags.push(unknown_type("ephemeral resource", &req.type_name)),
-            Some(e) => match convert::decode(req.config.as_ref(), &e.ty, "configuration") {
-                Ok(config) => {
-                    lifecycle::validate_config(&e.schema.block, &config, &mut diags);
-                    e.imp.validate(&config, &mut diags).await;
-                }
-                Err(d) => diags.push(d),
-            },
+        match entry_config(
+            &self.ephemerals,
+            "ephemeral resource",
+            &req.type_name,
+            req.config.as_ref(),
+        ) {
+            Ok((e, config)) => {
+                lifecycle::validate_config(&e.schema.block, &config, &mut diags);
+                e.imp.validate(&config, &mut diags).await;
+            }
+            Err(d) => diags.push(d),
         }
         ok(pb::validate_ephemeral_resource_config::Response {
             diagnostics: convert::diagnostics(diags),
@@ -801,26 +819,28 @@ impl pb::provider_server::Provider for ProviderService {
         let req = req.into_inner();
         let mut diags = Diagnostics::new();
         let mut resp = pb::open_ephemeral_resource::Response::default();
-        match self.ephemerals.get(&req.type_name) {
-            None => diags.push(unknown_type("ephemeral resource", &req.type_name)),
-            Some(e) => match convert::decode(req.config.as_ref(), &e.ty, "configuration") {
-                Ok(config) if !config.is_wholly_known() => {
-                    // Terraform opens again once the configuration is known.
-                    resp.result = convert::encode(&Value::Unknown, &e.ty).ok();
+        match entry_config(
+            &self.ephemerals,
+            "ephemeral resource",
+            &req.type_name,
+            req.config.as_ref(),
+        ) {
+            Ok((e, config)) if !config.is_wholly_known() => {
+                // Terraform opens again once the configuration is known.
+                resp.result = convert::encode(&Value::Unknown, &e.ty).ok();
+            }
+            Ok((e, config)) => {
+                let mut out = e.imp.open(&self.ctx(), &config).await;
+                diags.extend(std::mem::take(&mut out.diags));
+                lifecycle::complete(&e.schema.block, &mut out.result);
+                match convert::encode(&out.result, &e.ty) {
+                    Ok(dv) => resp.result = Some(dv),
+                    Err(d) => diags.push(d),
                 }
-                Ok(config) => {
-                    let mut out = e.imp.open(&self.ctx(), &config).await;
-                    diags.extend(std::mem::take(&mut out.diags));
-                    lifecycle::complete(&e.schema.block, &mut out.result);
-                    match convert::encode(&out.result, &e.ty) {
-                        Ok(dv) => resp.result = Some(dv),
-                        Err(d) => diags.push(d),
-                    }
-                    resp.renew_at = out.renew_at.map(prost_types::Timestamp::from);
-                    resp.private = Some(convert::private_to(&out.private));
-                }
-                Err(d) => diags.push(d),
-            },
+                resp.renew_at = out.renew_at.map(prost_types::Timestamp::from);
+                resp.private = Some(convert::private_to(&out.private));
+            }
+            Err(d) => diags.push(d),
         }
         resp.diagnostics = convert::diagnostics(diags);
         ok(resp)
