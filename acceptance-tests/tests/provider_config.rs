@@ -1,6 +1,5 @@
-//! The `infraflux` provider block. Terraform only starts a provider that some resource or
-//! data source uses, so until the first resource lands the block is driven the way Terraform
-//! drives it, over gRPC against the real binary; the schema itself goes through real Terraform.
+//! The `infraflux` provider block: over gRPC against the real binary (every case, including
+//! environment variables), and through real Terraform (validate, schema).
 
 use acceptance_tests::plugin_client::{ClientCert, Plugin, block_type, dv};
 use acceptance_tests::{Tf, Work, bin_dir, both_terraforms};
@@ -175,3 +174,27 @@ both_terraforms!(terraform_reads_the_provider_schema, |tf: &Tf| {
             .contains("PROXMOX_VE_ENDPOINT")
     );
 });
+
+both_terraforms!(
+    bad_provider_block_fails_validate_with_the_attribute,
+    |tf: &Tf| {
+        let w = Work::new(tf);
+        w.config(
+        "terraform {\n  required_providers {\n    infraflux = { source = \"infraflux/infraflux\" }\n  }\n}\n\
+         provider \"infraflux\" {\n  proxmox {\n    endpoint  = \"http://pve.example:8006\"\n    api_token = \"root@pam-no-separator\"\n  }\n}\n\
+         resource \"infraflux_proxmox_vm\" \"a\" {\n  node = \"pve1\"\n  clone {\n    source_vm_id = 9000\n  }\n}\n",
+    );
+        w.init();
+        let o = w.fails(&["validate", "-no-color"]);
+        let t = o.text();
+        assert!(
+            t.contains("Invalid Proxmox VE endpoint") && t.contains("must start with https://"),
+            "{t}"
+        );
+        assert!(t.contains("Invalid Proxmox VE API token"), "{t}");
+        assert!(
+            t.contains("endpoint = \"http://pve.example:8006\""),
+            "Terraform points at the line: {t}"
+        );
+    }
+);
