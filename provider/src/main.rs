@@ -6,6 +6,9 @@ mod provider;
 #[allow(dead_code)]
 mod proxmox;
 mod resources;
+// Talos secrets and machine-config rendering; the infraflux_talos_cluster resource comes next.
+#[allow(dead_code)]
+mod talos;
 
 use std::process::ExitCode;
 
