@@ -529,3 +529,210 @@ both_terraforms!(power_nics_and_refresh_cost, |tf: &Tf| {
     w.destroy();
     assert!(lab.guests().is_empty(), "{:?}", lab.guests());
 });
+
+/// A Talos node from the nocloud image: two disks, a static cloud-init address, agent.
+/// `extra` goes inside the resource; `disks` are the disk blocks.
+fn talos_node(ip: &str, disks: &str, extra: &str) -> String {
+    format!(
+        r#"resource "infraflux_proxmox_vm" "node" {{
+  node          = "pve1"
+  name          = "talos-cp-1"
+  machine       = "q35"
+  scsi_hardware = "virtio-scsi-single"
+{extra}
+  cpu {{
+    cores = 2
+  }}
+  memory {{
+    dedicated_mb = 2048
+  }}
+{disks}
+  network "net0" {{
+    bridge = "vmbr0"
+  }}
+  initialization {{
+    ip_config "ipconfig0" {{
+      ipv4_address = "{ip}/8"
+      ipv4_gateway = "127.0.0.1"
+    }}
+    dns {{
+      servers = ["1.1.1.1", "9.9.9.9"]
+      domain  = "lab.internal"
+    }}
+  }}
+  agent {{
+    enabled = true
+  }}
+}}
+"#
+    )
+}
+
+fn boot_disk(size_gb: u32) -> String {
+    format!(
+        "  disk \"scsi0\" {{\n    storage     = \"local-lvm\"\n    import_from = \"local:import/talos-nocloud-amd64.raw\"\n    size_gb     = {size_gb}\n    discard     = true\n    ssd         = true\n    iothread    = true\n  }}\n"
+    )
+}
+
+const DATA_DISK: &str = "  disk \"scsi1\" {\n    storage = \"local-lvm\"\n    size_gb = 2\n    cache   = \"writeback\"\n  }\n";
+
+/// The `size=` of a drive value, as PVE wrote it.
+fn drive_size(drive: &str) -> String {
+    drive
+        .split(',')
+        .find_map(|p| p.strip_prefix("size="))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+both_terraforms!(image_disks_cloud_init_import_destroy, |tf: &Tf| {
+    let lab = Lab::up();
+    // One address per Terraform version: both tests' Talos nodes may run at once.
+    let ip = if tf.at_least(1, 12) {
+        "127.77.15.11"
+    } else {
+        "127.77.10.11"
+    };
+    let hcl = |disks: &str, extra: &str| {
+        format!("{}{}", lab.provider(None), talos_node(ip, disks, extra))
+    };
+
+    // Plan-time: a boot source is required, and only one.
+    let w0 = Work::new(tf);
+    w0.config(&hcl(DATA_DISK, ""));
+    w0.init();
+    let o = w0.fails(&["plan", "-no-color", "-input=false"]);
+    assert!(o.text().contains("A boot source is needed"), "{}", o.all());
+    assert!(o.text().contains("clone"), "{}", o.all());
+    w0.config(&hcl(
+        &boot_disk(4),
+        "  clone {\n    source_vm_id = 9000\n  }\n",
+    ));
+    let o = w0.fails(&["plan", "-no-color", "-input=false"]);
+    assert!(
+        o.text().contains("disk[\"scsi0\"].import_from and clone"),
+        "{}",
+        o.all()
+    );
+
+    // Create from the image: scsi0 imported and grown, scsi1 allocated, cloud-init on ide2.
+    let w = Work::new(tf);
+    w.config(&hcl(&format!("{}{DATA_DISK}", boot_disk(4)), ""));
+    w.init();
+    w.apply();
+    w.assert_plan_empty();
+    let r = w.resource("infraflux_proxmox_vm.node");
+    let vmid = r["vm_id"].as_i64().expect("vm_id");
+    assert_eq!(r["ipv4_addresses"], json!([ip]), "{r:#}");
+    assert_eq!(r["disk"]["scsi0"]["size_gb"], 4);
+    assert_eq!(r["disk"]["scsi1"]["cache"], "writeback");
+    assert_eq!(r["initialization"]["datastore"], "local-lvm");
+    assert_eq!(r["bios"], "seabios");
+    let vm = lab.vm(vmid);
+    assert_eq!(vm["status"], "running");
+    let scsi0 = effective(&vm, "scsi0");
+    assert_eq!(drive_size(&scsi0), "4G", "{scsi0}");
+    for opt in ["discard=on", "ssd=1", "iothread=1"] {
+        assert!(scsi0.contains(opt), "{scsi0}");
+    }
+    let scsi1 = effective(&vm, "scsi1");
+    assert_eq!(drive_size(&scsi1), "2G", "{scsi1}");
+    assert!(scsi1.contains("cache=writeback"), "{scsi1}");
+    assert!(effective(&vm, "ide2").contains("cloudinit"), "{vm:#}");
+    assert_eq!(
+        effective(&vm, "ipconfig0"),
+        format!("ip={ip}/8,gw=127.0.0.1")
+    );
+    assert_eq!(effective(&vm, "nameserver"), "1.1.1.1 9.9.9.9");
+    assert_eq!(effective(&vm, "scsihw"), "virtio-scsi-single");
+    assert_eq!(effective(&vm, "boot"), "order=scsi0");
+    // The simulated Talos node listens on the static address.
+    let talos = lab.control("GET", "/talos/nodes", None);
+    assert!(
+        talos["nodes"]
+            .as_array()
+            .is_some_and(|ns| ns.iter().any(|n| n["vmid"] == vmid && n["address"] == ip)),
+        "{talos:#}"
+    );
+
+    // Grow scsi0 in place: a resize, same VM.
+    w.config(&hcl(&format!("{}{DATA_DISK}", boot_disk(6)), ""));
+    w.apply();
+    assert_eq!(w.resource("infraflux_proxmox_vm.node")["vm_id"], vmid);
+    assert_eq!(drive_size(&effective(&lab.vm(vmid), "scsi0")), "6G");
+    assert_eq!(lab.guests(), vec![vmid], "grown in place, not replaced");
+    w.assert_plan_empty();
+
+    // Shrink: refused at plan time, naming the attribute.
+    w.config(&hcl(&format!("{}{DATA_DISK}", boot_disk(3)), ""));
+    let o = w.fails(&["plan", "-no-color", "-input=false"]);
+    assert!(o.text().contains("disk[\"scsi0\"].size_gb"), "{}", o.all());
+    assert!(o.text().contains("cannot shrink"), "{}", o.all());
+
+    // Removing scsi1: refused unless allow_disk_removal, then deleted with its volume.
+    w.config(&hcl(&boot_disk(6), ""));
+    let o = w.fails(&["plan", "-no-color", "-input=false"]);
+    assert!(o.text().contains("disk[\"scsi1\"]"), "{}", o.all());
+    assert!(o.text().contains("allow_disk_removal"), "{}", o.all());
+    w.config(&hcl(&boot_disk(6), "  allow_disk_removal = true\n"));
+    w.apply();
+    let vm = lab.vm(vmid);
+    let keys: Vec<&String> = vm["config"]
+        .as_object()
+        .map(|m| m.keys().collect())
+        .unwrap_or_default();
+    assert!(
+        !keys
+            .iter()
+            .any(|k| *k == "scsi1" || k.starts_with("unused")),
+        "scsi1 and its volume are gone: {keys:?}"
+    );
+    w.assert_plan_empty();
+
+    // Import into a fresh state. Disks, cloud-init and the agent are blocks Terraform cannot
+    // leave out of a plan once in state, so an import leaves them to the configuration: one
+    // apply adopts them (and import_from, which PVE does not record) without touching PVE.
+    let w2 = Work::new(tf);
+    w2.config(&hcl(&boot_disk(6), "  allow_disk_removal = true\n"));
+    w2.init();
+    w2.ok(&[
+        "import",
+        "-no-color",
+        "-input=false",
+        "infraflux_proxmox_vm.node",
+        &format!("pve1/{vmid}"),
+    ]);
+    let r2 = w2.resource("infraflux_proxmox_vm.node");
+    assert_eq!(r2["vm_id"], vmid);
+    let digest = r2["config_digest"].clone();
+    // The adopting apply writes nothing to PVE: the config digest stays.
+    let o = w2.apply();
+    assert!(
+        o.stdout.contains("0 added, 1 changed, 0 destroyed"),
+        "{}",
+        o.stdout
+    );
+    let r2 = w2.resource("infraflux_proxmox_vm.node");
+    assert_eq!(
+        r2["config_digest"], digest,
+        "adopting changed nothing in PVE"
+    );
+    assert_eq!(r2["disk"]["scsi0"]["size_gb"], 6, "{r2:#}");
+    assert_eq!(
+        r2["initialization"]["ip_config"]["ipconfig0"]["ipv4_address"],
+        format!("{ip}/8")
+    );
+    assert_eq!(r2["ipv4_addresses"], json!([ip]));
+    w2.assert_plan_empty();
+
+    // Destroy leaves nothing.
+    w2.destroy();
+    assert!(lab.guests().is_empty(), "VMs left: {:?}", lab.guests());
+    w.destroy();
+    let left: Vec<i64> = lab
+        .vms()
+        .iter()
+        .filter_map(|v| v["vmid"].as_i64())
+        .collect();
+    assert_eq!(left, vec![9000, 9001], "only the templates are left");
+});

@@ -5,9 +5,80 @@ use std::collections::BTreeMap;
 use tfplugin::Value;
 
 use crate::proxmox::Params;
-use crate::proxmox::normalize::{NetConfig, bool01, format_tags, parse_bool};
+use crate::proxmox::normalize::{DiskConfig, NetConfig, bool01, format_tags, parse_bool};
 use crate::proxmox::types::VmConfig;
 use crate::proxmox::vm::VmRead;
+
+/// Cloud-init drive storage when `initialization.datastore` is left out.
+pub const DEFAULT_CI_DATASTORE: &str = "local-lvm";
+
+/// A data disk the `disk` block manages: not a CD-ROM, not the cloud-init drive, not an EFI
+/// or TPM state volume.
+pub fn is_data_disk(slot: &str, d: &DiskConfig) -> bool {
+    !slot.starts_with("efidisk")
+        && !slot.starts_with("tpmstate")
+        && !d.is_cdrom()
+        && !d.volume.contains("cloudinit")
+}
+
+/// Data disks by slot.
+pub fn data_disks(config: &VmConfig) -> BTreeMap<String, DiskConfig> {
+    config
+        .disks()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(k, d)| is_data_disk(k, d))
+        .collect()
+}
+
+/// The cloud-init drive: (slot, storage).
+pub fn cloudinit_drive(config: &VmConfig) -> Option<(String, String)> {
+    config
+        .disks()
+        .unwrap_or_default()
+        .into_iter()
+        .find(|(_, d)| d.volume.contains("cloudinit"))
+        .map(|(k, d)| (k, d.storage().unwrap_or_default().to_owned()))
+}
+
+/// `ip=10.0.0.5/24,gw=10.0.0.1,ip6=…` → (ip, gw).
+pub fn parse_ipconfig(s: &str) -> (Option<String>, Option<String>) {
+    let mut ip = None;
+    let mut gw = None;
+    for p in s.split(',') {
+        match p.split_once('=') {
+            Some(("ip", v)) => ip = Some(v.trim().to_owned()),
+            Some(("gw", v)) => gw = Some(v.trim().to_owned()),
+            _ => {}
+        }
+    }
+    (ip, gw)
+}
+
+/// `ipconfigN` slots, in slot order.
+fn ipconfigs(config: &VmConfig) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = config
+        .values
+        .keys()
+        .filter(|k| {
+            k.strip_prefix("ipconfig")
+                .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+        })
+        .filter_map(|k| config.get_str(k).map(|s| (k.clone(), s)))
+        .collect();
+    v.sort_by_key(|(k, _)| slot_order(k));
+    v
+}
+
+/// The static cloud-init IPv4 addresses (without prefix length), in slot order.
+pub fn static_ipv4(config: &VmConfig) -> Vec<String> {
+    ipconfigs(config)
+        .iter()
+        .filter_map(|(_, s)| parse_ipconfig(s).0)
+        .filter(|ip| ip != "dhcp")
+        .map(|ip| ip.split('/').next().unwrap_or_default().to_owned())
+        .collect()
+}
 
 /// PVE's default when a VM config has no `memory` key.
 const PVE_DEFAULT_MEMORY_MB: i64 = 512;
@@ -130,6 +201,109 @@ pub fn state_from_pve(
     } else {
         Value::Map(BTreeMap::new())
     };
+    // Disks, cloud-init and the agent are reported only once the user manages them (an
+    // import leaves them out: the first apply adopts what the configuration declares).
+    let manages_disks = match shape {
+        None => false,
+        Some(s) => s.attr("disk").as_map().is_some_and(|m| !m.is_empty()),
+    };
+    let disk = if manages_disks {
+        let prior = shape.map(|s| s.attr("disk"));
+        Value::Map(
+            data_disks(c)
+                .into_iter()
+                .map(|(k, d)| {
+                    let import_from = prior
+                        .and_then(Value::as_map)
+                        .and_then(|m| m.get(&k))
+                        .map_or(Value::Null, |p| p.attr("import_from").clone());
+                    let flag = |f: &str| Value::from(d.flag(f).unwrap_or(false));
+                    let v = Value::object([
+                        ("storage", d.storage().map_or(Value::Null, Value::from)),
+                        ("size_gb", u64_int(d.size_gib())),
+                        ("import_from", import_from),
+                        ("discard", flag("discard")),
+                        ("ssd", flag("ssd")),
+                        ("iothread", flag("iothread")),
+                        (
+                            "cache",
+                            Value::from(d.options.get("cache").map_or("none", String::as_str)),
+                        ),
+                    ]);
+                    (k, v)
+                })
+                .collect(),
+        )
+    } else {
+        Value::Map(BTreeMap::new())
+    };
+    let ci = cloudinit_drive(c);
+    let ipcs = ipconfigs(c);
+    let manages_init = match shape {
+        None => false,
+        Some(s) => !s.attr("initialization").is_null(),
+    };
+    let initialization = if manages_init {
+        let shape_dns = shape.map(|s| s.attr("initialization").attr("dns"));
+        let (ns, sd) = (c.get_str("nameserver"), c.get_str("searchdomain"));
+        let manages_dns = match shape_dns {
+            None => ns.is_some() || sd.is_some(),
+            Some(d) => !d.is_null(),
+        };
+        let dns = if manages_dns {
+            Value::object([
+                (
+                    "servers",
+                    ns.map_or(Value::Null, |n| {
+                        Value::List(strings(n.split_whitespace().map(str::to_owned)))
+                    }),
+                ),
+                ("domain", sd.map_or(Value::Null, Value::from)),
+            ])
+        } else {
+            Value::Null
+        };
+        Value::object([
+            ("datastore", ci.map_or(Value::Null, |(_, s)| Value::from(s))),
+            (
+                "ip_config",
+                Value::Map(
+                    ipcs.iter()
+                        .map(|(k, v)| {
+                            let (ip, gw) = parse_ipconfig(v);
+                            (
+                                k.clone(),
+                                Value::object([
+                                    ("ipv4_address", ip.map_or(Value::Null, Value::from)),
+                                    ("ipv4_gateway", gw.map_or(Value::Null, Value::from)),
+                                ]),
+                            )
+                        })
+                        .collect(),
+                ),
+            ),
+            ("dns", dns),
+        ])
+    } else {
+        Value::Null
+    };
+    let manages_agent = match shape {
+        None => false,
+        Some(s) => !s.attr("agent").is_null(),
+    };
+    let agent = if manages_agent {
+        Value::object([
+            ("enabled", Value::from(agent_enabled(c))),
+            (
+                "timeout",
+                shape.map_or(Value::Null, |s| s.attr("agent").attr("timeout").clone()),
+            ),
+        ])
+    } else {
+        Value::Null
+    };
+    let statics = static_ipv4(c);
+    let ipv4 = if statics.is_empty() { ipv4 } else { statics };
     let status = read.resource.status.clone();
     let started = match shape {
         Some(s) if !s.attr("started").is_null() => s.attr("started").clone(),
@@ -172,6 +346,28 @@ pub fn state_from_pve(
         ("cpu", cpu),
         ("memory", memory),
         ("network", network),
+        (
+            "bios",
+            Value::from(c.get_str("bios").unwrap_or_else(|| "seabios".into())),
+        ),
+        (
+            "machine",
+            c.get_str("machine").map_or(Value::Null, Value::from),
+        ),
+        (
+            "scsi_hardware",
+            Value::from(c.get_str("scsihw").unwrap_or_else(|| "lsi".into())),
+        ),
+        (
+            "allow_disk_removal",
+            shape.map_or(Value::from(false), |s| match s.attr("allow_disk_removal") {
+                Value::Bool(b) => Value::from(*b),
+                _ => Value::from(false),
+            }),
+        ),
+        ("disk", disk),
+        ("initialization", initialization),
+        ("agent", agent),
         (
             "timeouts",
             shape.map_or(Value::Null, |s| s.attr("timeouts").clone()),
@@ -242,9 +438,70 @@ fn changed<'a>(planned: &'a Value, prior: &Value) -> Option<&'a Value> {
     (planned.is_wholly_known() && !planned.is_null() && !planned.equals(prior)).then_some(planned)
 }
 
+/// What an apply sends: config keys to set and delete, then disks to grow.
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub set: Params,
+    pub delete: Vec<String>,
+    /// (slot, GiB): grow with `resize` after the config change.
+    pub resizes: Vec<(String, u64)>,
+    /// The change allocates volumes (new disk, cloud-init drive): send it as a task.
+    pub allocates: bool,
+    /// Volumes of removed disks: PVE keeps them as `unusedN`; those entries are deleted too.
+    pub removed_volumes: Vec<String>,
+}
+
+fn bool_opt(v: &Value) -> Option<bool> {
+    v.as_bool()
+}
+
+/// The `disk` block as a PVE drive value, based on `base` (the current drive, or a new one).
+fn disk_value(want: &Value, base: DiskConfig) -> DiskConfig {
+    let mut d = base;
+    for f in ["discard", "ssd", "iothread"] {
+        match (f, bool_opt(want.attr(f))) {
+            ("discard", Some(true)) => {
+                d.options.insert("discard".into(), "on".into());
+            }
+            (_, Some(true)) => {
+                d.options.insert(f.into(), "1".into());
+            }
+            (_, Some(false)) => {
+                d.options.remove(f);
+            }
+            (_, None) => {}
+        }
+    }
+    match want.attr("cache").as_str() {
+        Some("none") => {
+            d.options.remove("cache");
+        }
+        Some(c) => {
+            d.options.insert("cache".into(), c.to_owned());
+        }
+        None => {}
+    }
+    d
+}
+
+/// `ip=…,gw=…` for an `ip_config` block; `None` when it sets nothing.
+fn ipconfig_value(want: &Value) -> Option<String> {
+    let ip = want.attr("ipv4_address").as_str();
+    let gw = want.attr("ipv4_gateway").as_str();
+    let mut parts = Vec::new();
+    if let Some(ip) = ip {
+        parts.push(format!("ip={ip}"));
+    }
+    if let Some(gw) = gw {
+        parts.push(format!("gw={gw}"));
+    }
+    (!parts.is_empty()).then(|| parts.join(","))
+}
+
 /// Config keys to set and delete to go from `prior` (null on create) to `planned`, given the
 /// VM's current config (whose NICs keep their MACs and unmodelled options).
-pub fn config_changes(planned: &Value, prior: &Value, current: &VmConfig) -> (Params, Vec<String>) {
+pub fn config_changes(planned: &Value, prior: &Value, current: &VmConfig) -> Changes {
+    let mut ch = Changes::default();
     let mut set = Params::new();
     let mut delete: Vec<String> = Vec::new();
     if let Some(Value::String(d)) = changed(planned.attr("description"), prior.attr("description"))
@@ -324,7 +581,138 @@ pub fn config_changes(planned: &Value, prior: &Value, current: &VmConfig) -> (Pa
             delete.push(slot.clone());
         }
     }
-    (set, delete)
+    for (k, key) in [
+        ("bios", "bios"),
+        ("machine", "machine"),
+        ("scsi_hardware", "scsihw"),
+    ] {
+        if let Some(Value::String(v)) = changed(planned.attr(k), prior.attr(k))
+            && current.get_str(key).as_deref() != Some(v)
+        {
+            set = set.set(key, v);
+        }
+    }
+    if let Some(b) = planned.attr("agent").attr("enabled").as_bool()
+        && (agent_enabled(current) != b || current.get_str("agent").is_none())
+    {
+        set = set.set("agent", format!("enabled={}", bool01(b)));
+    }
+    // Disks: only when the user manages them (an empty map leaves them alone).
+    let pd = planned.attr("disk").as_map().unwrap_or(&empty);
+    let sd = prior.attr("disk").as_map().unwrap_or(&empty);
+    let current_disks = data_disks(current);
+    for (slot, want) in pd {
+        match current_disks.get(slot) {
+            Some(have) => {
+                let d = disk_value(want, have.clone());
+                if &d != have {
+                    set = set.set(slot, d.to_string());
+                }
+                if let Some(gb) = want
+                    .attr("size_gb")
+                    .as_i64()
+                    .and_then(|n| u64::try_from(n).ok())
+                    && have.size_gib().is_none_or(|h| gb > h)
+                {
+                    ch.resizes.push((slot.clone(), gb));
+                }
+            }
+            None => {
+                let storage = want.attr("storage").as_str().unwrap_or_default();
+                let size = want.attr("size_gb").as_i64();
+                let mut base = DiskConfig::default();
+                match want.attr("import_from").as_str() {
+                    Some(src) => {
+                        base.volume = format!("{storage}:0");
+                        base.options.insert("import-from".into(), src.to_owned());
+                        // Grown to size_gb after the import, when bigger than the image.
+                        if let Some(gb) = size.and_then(|n| u64::try_from(n).ok()) {
+                            ch.resizes.push((slot.clone(), gb));
+                        }
+                    }
+                    None => base.volume = format!("{storage}:{}", size.unwrap_or(1)),
+                }
+                set = set.set(slot, disk_value(want, base).to_string());
+                ch.allocates = true;
+            }
+        }
+    }
+    if !pd.is_empty() {
+        for slot in sd.keys() {
+            if !pd.contains_key(slot)
+                && let Some(have) = current_disks.get(slot)
+            {
+                delete.push(slot.clone());
+                ch.removed_volumes.push(have.volume.clone());
+            }
+        }
+    }
+    // Cloud-init.
+    let (pi, si) = (planned.attr("initialization"), prior.attr("initialization"));
+    let ci = cloudinit_drive(current);
+    let current_ipcs = ipconfigs(current);
+    if !pi.is_null() {
+        let store = pi
+            .attr("datastore")
+            .as_str()
+            .unwrap_or(DEFAULT_CI_DATASTORE);
+        match &ci {
+            Some((_, s)) if s == store => {}
+            Some((slot, _)) => {
+                set = set.set(slot, format!("{store}:cloudinit"));
+                ch.allocates = true;
+            }
+            None => {
+                set = set.set("ide2", format!("{store}:cloudinit"));
+                ch.allocates = true;
+            }
+        }
+        let pip = pi.attr("ip_config").as_map().unwrap_or(&empty);
+        for (slot, want) in pip {
+            let have = current_ipcs.iter().find(|(k, _)| k == slot).map(|(_, v)| v);
+            match ipconfig_value(want) {
+                Some(v) => {
+                    if have.map(|h| parse_ipconfig(h)) != Some(parse_ipconfig(&v)) {
+                        set = set.set(slot, v);
+                    }
+                }
+                None => {
+                    if have.is_some() {
+                        delete.push(slot.clone());
+                    }
+                }
+            }
+        }
+        for (slot, _) in &current_ipcs {
+            if !pip.contains_key(slot) {
+                delete.push(slot.clone());
+            }
+        }
+        let dns = pi.attr("dns");
+        let servers: Option<String> = dns.attr("servers").as_elements().map(|l| {
+            l.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(" ")
+        });
+        for (key, want) in [
+            ("nameserver", servers.filter(|s| !s.is_empty())),
+            (
+                "searchdomain",
+                dns.attr("domain").as_str().map(str::to_owned),
+            ),
+        ] {
+            let have = current.get_str(key);
+            match want {
+                Some(w) if have.as_deref() != Some(w.as_str()) => set = set.set(key, w),
+                None if have.is_some() && !si.is_null() => delete.push(key.to_owned()),
+                _ => {}
+            }
+        }
+    }
+    ch.set = set;
+    ch.delete = delete;
+    ch
 }
 
 #[cfg(test)]
@@ -384,7 +772,7 @@ mod tests {
                 ),
             ),
         ]);
-        let (set, delete) = config_changes(&planned, &prior, &current);
+        let Changes { set, delete, .. } = config_changes(&planned, &prior, &current);
         assert_eq!(
             set.0,
             vec![
@@ -397,8 +785,118 @@ mod tests {
         );
         assert_eq!(delete, vec!["net1".to_owned()]);
         // Nothing changed: nothing sent.
-        let (set, delete) = config_changes(&prior, &prior, &current);
+        let Changes { set, delete, .. } = config_changes(&prior, &prior, &current);
         assert!(set.0.is_empty() && delete.is_empty(), "{set:?} {delete:?}");
+    }
+
+    fn disk(storage: &str, size: i64, import_from: Option<&str>) -> Value {
+        Value::object([
+            ("storage", Value::from(storage)),
+            ("size_gb", Value::int(size)),
+            ("import_from", import_from.map_or(Value::Null, Value::from)),
+            ("discard", Value::from(true)),
+            ("ssd", Value::Unknown),
+            ("iothread", Value::from(false)),
+            ("cache", Value::from("none")),
+        ])
+    }
+
+    #[test]
+    fn disks_grow_change_options_and_import() {
+        let current = config(json!({
+            "scsi0": "local-lvm:vm-100-disk-0,cache=writeback,iothread=1,size=10G",
+            "ide2": "local-lvm:vm-100-cloudinit,media=cdrom",
+            "ide0": "local:iso/x.iso,media=cdrom"
+        }));
+        assert_eq!(
+            data_disks(&current).len(),
+            1,
+            "CD-ROMs and cloud-init are not disks"
+        );
+        let planned = Value::object([(
+            "disk",
+            Value::Map(
+                [
+                    ("scsi0".to_owned(), disk("local-lvm", 12, None)),
+                    (
+                        "scsi1".to_owned(),
+                        disk("local-lvm", 4, Some("local:import/talos.raw")),
+                    ),
+                ]
+                .into(),
+            ),
+        )]);
+        let ch = config_changes(&planned, &Value::Null, &current);
+        assert_eq!(
+            ch.set.0,
+            vec![
+                (
+                    "scsi0".to_owned(),
+                    "local-lvm:vm-100-disk-0,discard=on,size=10G".to_owned()
+                ),
+                (
+                    "scsi1".to_owned(),
+                    "local-lvm:0,discard=on,import-from=local:import/talos.raw".to_owned()
+                ),
+            ]
+        );
+        assert!(ch.allocates);
+        assert_eq!(
+            ch.resizes,
+            vec![("scsi0".to_owned(), 12), ("scsi1".to_owned(), 4)]
+        );
+    }
+
+    #[test]
+    fn cloud_init_values() {
+        let c = config(json!({
+            "ipconfig0": "ip=127.0.0.11/8,gw=127.0.0.1",
+            "ipconfig1": "ip=dhcp",
+            "ide2": "local-lvm:vm-100-cloudinit,media=cdrom",
+            "nameserver": "1.1.1.1 9.9.9.9"
+        }));
+        assert_eq!(static_ipv4(&c), vec!["127.0.0.11".to_owned()]);
+        assert_eq!(
+            cloudinit_drive(&c),
+            Some(("ide2".to_owned(), "local-lvm".to_owned()))
+        );
+        let init = Value::object([
+            ("datastore", Value::from("local-lvm")),
+            (
+                "ip_config",
+                Value::Map(
+                    [(
+                        "ipconfig0".to_owned(),
+                        Value::object([
+                            ("ipv4_address", Value::from("127.0.0.11/8")),
+                            ("ipv4_gateway", Value::from("127.0.0.1")),
+                        ]),
+                    )]
+                    .into(),
+                ),
+            ),
+            (
+                "dns",
+                Value::object([
+                    (
+                        "servers",
+                        Value::List(vec!["1.1.1.1".into(), "9.9.9.9".into()]),
+                    ),
+                    ("domain", Value::Null),
+                ]),
+            ),
+        ]);
+        let planned = Value::object([("initialization", init)]);
+        let ch = config_changes(&planned, &planned, &c);
+        assert!(ch.set.0.is_empty(), "{:?}", ch.set);
+        assert_eq!(ch.delete, vec!["ipconfig1".to_owned()]);
+        let ch = config_changes(&planned, &Value::Null, &config(json!({})));
+        assert_eq!(
+            ch.set.keys(),
+            vec!["ide2", "ipconfig0", "nameserver"],
+            "{:?}",
+            ch.set
+        );
     }
 
     #[test]

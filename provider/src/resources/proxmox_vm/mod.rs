@@ -1,8 +1,12 @@
-//! `infraflux_proxmox_vm`: one QEMU VM on Proxmox VE, created by cloning a template.
+//! `infraflux_proxmox_vm`: one QEMU VM on Proxmox VE, cloned from a template or created from
+//! a disk image (`disk { import_from }`).
 //!
 //! - [`schema`]: attributes; [`convert`]: PVE config ⇄ Terraform value.
-//! - Create: clone (limiter, lock retries, VM id races in the client) → config → start. As soon
-//!   as the VM exists its state goes back with any later error, so Terraform saves it (tainted).
+//! - Plan: exactly one boot source; disks never shrink, move or vanish silently (plan-time
+//!   errors naming the attribute).
+//! - Create: clone (limiter, lock retries, VM id races in the client) → config, or one create
+//!   call with the whole config → grow disks → start. As soon as the VM exists its state goes
+//!   back with any later error, so Terraform saves it (tainted).
 //! - Read: one shared `/cluster/resources` answer + one config GET; the guest agent is asked
 //!   only while `ipv4_addresses` is empty and the VM runs with an agent, and never waited for.
 //! - Update: one config PUT with the digest read just before; power changes after it.
@@ -27,7 +31,10 @@ use crate::proxmox::types::ipv4_addresses;
 use crate::proxmox::vm::VmRead;
 use crate::proxmox::{Client, CloneSpec, DeleteOptions, Error};
 
-use convert::{agent_enabled, config_changes, fill_unknowns, null_unknowns, state_from_pve};
+use convert::{
+    DEFAULT_CI_DATASTORE, agent_enabled, config_changes, data_disks, fill_unknowns, null_unknowns,
+    state_from_pve,
+};
 
 const CREATE_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 const UPDATE_TIMEOUT: Duration = Duration::from_secs(20 * 60);
@@ -139,6 +146,160 @@ fn remaining(deadline: Instant) -> Duration {
 }
 
 impl ProxmoxVm {
+    /// Clone `clone.source_vm_id` (under the limiter); returns the new VM id.
+    async fn create_by_clone(
+        client: &Client,
+        planned: &Value,
+        node: &str,
+        wanted: Option<u32>,
+        deadline: Instant,
+    ) -> Result<u32, Diagnostic> {
+        let clone = planned.attr("clone");
+        let Some(source_vmid) = clone
+            .attr("source_vm_id")
+            .as_i64()
+            .and_then(|n| u32::try_from(n).ok())
+        else {
+            return Err(
+                Diagnostic::error("A clone block is needed", "Set clone.source_vm_id.")
+                    .at(AttributePath::attr("clone")),
+            );
+        };
+        let source_node = clone
+            .attr("source_node")
+            .as_str()
+            .unwrap_or(node)
+            .to_owned();
+        let spec = CloneSpec {
+            target_node: (source_node != node).then(|| node.to_owned()),
+            source_node,
+            source_vmid,
+            name: planned.attr("name").as_str().map(str::to_owned),
+            description: None,
+            full: clone.attr("full").as_bool(),
+            storage: clone.attr("storage").as_str().map(str::to_owned),
+            pool: None,
+        };
+        // Not cancellable: a clone abandoned half-way would be a VM nobody knows of. It is
+        // bounded by the create timeout instead.
+        let r = match wanted {
+            Some(vmid) => {
+                let _permit = client
+                    .limiter()
+                    .acquire(&spec.source_node, spec.storage.as_deref())
+                    .await;
+                client
+                    .run_task(
+                        &format!("clone of VM {source_vmid} to {vmid}"),
+                        remaining(deadline),
+                        || client.clone_vm(&spec, vmid),
+                    )
+                    .await
+                    .map(|_| vmid)
+            }
+            None => client.clone_and_wait(&spec, remaining(deadline)).await,
+        };
+        r.map_err(|e| clone_error(&e, &spec))
+    }
+
+    /// `POST /nodes/{node}/qemu` with the whole config, the boot disk imported from its image.
+    async fn create_from_image(
+        client: &Client,
+        planned: &Value,
+        node: &str,
+        wanted: Option<u32>,
+        deadline: Instant,
+    ) -> Result<u32, Diagnostic> {
+        let ch = config_changes(planned, &Value::Null, &Default::default());
+        let boot = planned
+            .attr("disk")
+            .as_map()
+            .and_then(|m| {
+                m.iter()
+                    .find(|(_, d)| !d.attr("import_from").is_null())
+                    .map(|(k, _)| k.clone())
+            })
+            .unwrap_or_else(|| "scsi0".into());
+        let params = ch.set.set("boot", format!("order={boot}"));
+        let storage = planned
+            .attr("disk")
+            .as_map()
+            .and_then(|m| m.get(&boot))
+            .and_then(|d| d.attr("storage").as_str())
+            .map(str::to_owned);
+        let _permit = client.limiter().acquire(node, storage.as_deref()).await;
+        let create = |vmid: u32| {
+            let params = params.clone();
+            async move {
+                client
+                    .run_task(
+                        &format!("creation of VM {vmid}"),
+                        remaining(deadline),
+                        || client.create_vm(node, vmid, params.clone()),
+                    )
+                    .await
+                    .map(|_| vmid)
+            }
+        };
+        let r = match wanted {
+            Some(vmid) => create(vmid).await,
+            None => client.with_new_vmid(create).await,
+        };
+        r.map_err(|e| {
+            let d = api_error(format!("Cannot create a VM on node {node}"), &e);
+            let path = match &e {
+                e if e.is_vmid_taken() => Some(AttributePath::attr("vm_id")),
+                Error::Validation { errors, .. } => config_key_path(errors.keys()),
+                Error::Api { message, .. }
+                | Error::TaskFailed {
+                    exit_status: message,
+                    ..
+                } if message.contains("import") || message.contains("volume") => Some(
+                    AttributePath::attr("disk")
+                        .push_key(boot.as_str())
+                        .push_attr("import_from"),
+                ),
+                _ => None,
+            };
+            match path {
+                Some(p) => d.at(p),
+                None => d,
+            }
+        })
+    }
+
+    /// With `agent.timeout` and no static address, wait that long for the agent's IPv4
+    /// addresses; `None` = ask once (never wait).
+    async fn wait_agent_ipv4(
+        client: &Client,
+        planned: &Value,
+        node: &str,
+        vmid: u32,
+        started: bool,
+    ) -> Option<Vec<String>> {
+        let agent = planned.attr("agent");
+        let secs = agent.attr("timeout").as_i64().unwrap_or(0);
+        let statics = planned
+            .attr("initialization")
+            .attr("ip_config")
+            .as_map()
+            .is_some_and(|m| {
+                m.values()
+                    .any(|c| c.attr("ipv4_address").as_str().is_some_and(|a| a != "dhcp"))
+            });
+        if !started || statics || secs <= 0 || agent.attr("enabled").as_bool() != Some(true) {
+            return None;
+        }
+        let timeout = Duration::from_secs(u64::try_from(secs).unwrap_or(0));
+        match client.wait_for_ipv4(node, vmid, timeout).await {
+            Ok(ips) => Some(ips),
+            Err(e) => {
+                tracing::warn!(vmid, error = %e, "no IPv4 address from the guest agent in time");
+                None
+            }
+        }
+    }
+
     /// Where the VM is and its config; `None` = gone.
     async fn locate(&self, client: &Client, vmid: u32) -> Result<Option<VmRead>, Error> {
         client.read_vm(vmid).await
@@ -186,28 +347,25 @@ impl ProxmoxVm {
         Ok(fill_unknowns(planned, &fresh))
     }
 
-    /// Apply config changes with the digest of the config read just before.
+    /// Apply config changes with the digest of the config read just before, then grow disks
+    /// and drop the volumes of removed disks.
     async fn apply_config(
         client: &Client,
         node: &str,
         vmid: u32,
         planned: &Value,
         prior: &Value,
+        deadline: Instant,
     ) -> Result<(), Diagnostic> {
         let current = client
             .vm_config(node, vmid)
             .await
             .map_err(|e| api_error(format!("Cannot read the config of VM {vmid}"), &e))?;
-        let (set, delete) = config_changes(planned, prior, &current);
-        if set.0.is_empty() && delete.is_empty() {
-            return Ok(());
-        }
-        tracing::debug!(vmid, keys = ?set.keys(), ?delete, "updating VM config");
-        let delete: Vec<&str> = delete.iter().map(String::as_str).collect();
-        client
-            .update_config_sync(node, vmid, set, &delete, current.digest.as_deref())
-            .await
-            .map_err(|e| {
+        let ch = config_changes(planned, prior, &current);
+        if !ch.set.0.is_empty() || !ch.delete.is_empty() {
+            tracing::debug!(vmid, keys = ?ch.set.keys(), delete = ?ch.delete, "updating VM config");
+            let delete: Vec<&str> = ch.delete.iter().map(String::as_str).collect();
+            let config_err = |e: Error| {
                 let d = api_error(format!("Cannot update the config of VM {vmid}"), &e);
                 match &e {
                     Error::Validation { errors, .. } => match config_key_path(errors.keys()) {
@@ -216,6 +374,117 @@ impl ProxmoxVm {
                     },
                     _ => d,
                 }
+            };
+            if ch.allocates {
+                // Allocating volumes runs as a task (POST); wait for it.
+                let upid = client
+                    .update_config(
+                        node,
+                        vmid,
+                        ch.set.clone(),
+                        &delete,
+                        current.digest.as_deref(),
+                    )
+                    .await
+                    .map_err(config_err)?;
+                if let Some(upid) = upid {
+                    client
+                        .wait_task(&upid, remaining(deadline))
+                        .await
+                        .map_err(config_err)?;
+                }
+            } else {
+                client
+                    .update_config_sync(
+                        node,
+                        vmid,
+                        ch.set.clone(),
+                        &delete,
+                        current.digest.as_deref(),
+                    )
+                    .await
+                    .map_err(config_err)?;
+            }
+        }
+        if !ch.removed_volumes.is_empty() {
+            Self::drop_unused(client, node, vmid, &ch.removed_volumes).await?;
+        }
+        if !ch.resizes.is_empty() {
+            let now = client
+                .vm_config(node, vmid)
+                .await
+                .map_err(|e| api_error(format!("Cannot read the config of VM {vmid}"), &e))?;
+            let disks = data_disks(&now);
+            for (slot, gb) in &ch.resizes {
+                let have = disks.get(slot).and_then(|d| d.size_gib()).unwrap_or(0);
+                if *gb <= have {
+                    continue;
+                }
+                tracing::info!(vmid, slot = %slot, gb, "growing disk");
+                let size = format!("{gb}G");
+                client
+                    .run_task(
+                        &format!("resize of disk {slot} of VM {vmid}"),
+                        remaining(deadline),
+                        || client.resize_disk(node, vmid, slot, &size),
+                    )
+                    .await
+                    .map_err(|e| {
+                        api_error(format!("Cannot grow disk {slot} of VM {vmid}"), &e).at(
+                            AttributePath::attr("disk")
+                                .push_key(slot.as_str())
+                                .push_attr("size_gb"),
+                        )
+                    })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// PVE keeps a removed disk as `unusedN`; delete those entries, which frees the volumes.
+    async fn drop_unused(
+        client: &Client,
+        node: &str,
+        vmid: u32,
+        volumes: &[String],
+    ) -> Result<(), Diagnostic> {
+        let now = client
+            .vm_config(node, vmid)
+            .await
+            .map_err(|e| api_error(format!("Cannot read the config of VM {vmid}"), &e))?;
+        let unused: Vec<String> = now
+            .values
+            .keys()
+            .filter(|k| k.starts_with("unused"))
+            .filter(|k| {
+                now.get_str(k).is_some_and(|v| {
+                    let vol = v.split(',').next().unwrap_or_default();
+                    volumes.iter().any(|r| r == vol)
+                })
+            })
+            .cloned()
+            .collect();
+        if unused.is_empty() {
+            return Ok(());
+        }
+        let delete: Vec<&str> = unused.iter().map(String::as_str).collect();
+        client
+            .update_config_sync(
+                node,
+                vmid,
+                Default::default(),
+                &delete,
+                now.digest.as_deref(),
+            )
+            .await
+            .map_err(|e| {
+                api_error(
+                    format!(
+                        "Cannot delete the removed disks of VM {vmid} ({})",
+                        unused.join(", ")
+                    ),
+                    &e,
+                )
             })
     }
 
@@ -301,9 +570,247 @@ fn config_key_path<'a>(mut keys: impl Iterator<Item = &'a String>) -> Option<Att
         "onboot" => AttributePath::attr("on_boot"),
         "tags" | "name" | "description" => AttributePath::attr(k.as_str()),
         n if n.starts_with("net") => AttributePath::attr("network").push_key(n),
+        "bios" | "machine" => AttributePath::attr(k.as_str()),
+        "scsihw" => AttributePath::attr("scsi_hardware"),
+        "agent" => AttributePath::attr("agent"),
+        "nameserver" | "searchdomain" => AttributePath::attr("initialization").push_attr("dns"),
+        n if n.starts_with("ipconfig") => AttributePath::attr("initialization")
+            .push_attr("ip_config")
+            .push_key(n),
+        n if n.starts_with("ide2") => AttributePath::attr("initialization").push_attr("datastore"),
+        n if crate::proxmox::types::is_disk_key(n) => AttributePath::attr("disk").push_key(n),
         _ => return None,
     };
     Some(p)
+}
+
+/// Exactly one boot source on create: `clone`, or a disk with `import_from`.
+fn check_boot_source(config: &Value, diags: &mut Diagnostics) -> bool {
+    let clone = !config.attr("clone").is_null();
+    let imports: Vec<&String> = config
+        .attr("disk")
+        .as_map()
+        .map(|m| {
+            m.iter()
+                .filter(|(_, d)| !d.attr("import_from").is_null())
+                .map(|(k, _)| k)
+                .collect()
+        })
+        .unwrap_or_default();
+    match (clone, imports.as_slice()) {
+        (true, []) | (false, [_]) => true,
+        (false, []) => {
+            diags.push(
+                Diagnostic::error(
+                    "A boot source is needed",
+                    "infraflux_proxmox_vm creates a VM either by cloning (`clone { source_vm_id = <template id> }`) or from a disk image (`disk \"scsi0\" { storage = \"local-lvm\", import_from = \"local:import/talos-nocloud-amd64.raw\" }`): set exactly one. (Import an existing VM with `terraform import … node/vm_id`.)",
+                )
+                .at(AttributePath::attr("clone")),
+            );
+            false
+        }
+        (true, [slot, ..]) => {
+            diags.push(
+                Diagnostic::error(
+                    "Two boot sources",
+                    format!("disk[\"{slot}\"].import_from and clone are both set: a VM is created either by cloning or from an image. Remove one of them."),
+                )
+                .at(AttributePath::attr("disk").push_key(slot.as_str()).push_attr("import_from")),
+            );
+            false
+        }
+        (false, [_, second, ..]) => {
+            diags.push(
+                Diagnostic::error(
+                    "Two boot sources",
+                    format!("disk[\"{second}\"].import_from: only one disk can be imported as the boot disk when the VM is created. Remove import_from from all but one disk."),
+                )
+                .at(AttributePath::attr("disk").push_key(second.as_str()).push_attr("import_from")),
+            );
+            false
+        }
+    }
+}
+
+/// Disk rules checked at plan time: no shrink, no storage move, no silent removal, a size for
+/// new empty disks.
+fn check_disks(config: &Value, prior: &Value, creating: bool, diags: &mut Diagnostics) {
+    let empty = std::collections::BTreeMap::new();
+    let cfg = config.attr("disk").as_map().unwrap_or(&empty);
+    let old = if creating {
+        &empty
+    } else {
+        prior.attr("disk").as_map().unwrap_or(&empty)
+    };
+    let at = |slot: &str, a: &str| AttributePath::attr("disk").push_key(slot).push_attr(a);
+    for (slot, want) in cfg {
+        if !crate::proxmox::types::is_disk_key(slot)
+            || slot.starts_with("efidisk")
+            || slot.starts_with("tpmstate")
+        {
+            diags.push(
+                Diagnostic::error(
+                    "Invalid disk slot",
+                    format!("disk[\"{slot}\"]: a disk slot is scsi0…scsi30, virtio0…virtio15, sata0…sata5 or ide0…ide3 (ide2 holds the cloud-init drive). Rename the block."),
+                )
+                .at(AttributePath::attr("disk").push_key(slot.as_str())),
+            );
+            continue;
+        }
+        let Some(have) = old.get(slot) else {
+            if want.attr("import_from").is_null() && want.attr("size_gb").is_null() {
+                diags.push(
+                    Diagnostic::error(
+                        "Disk size missing",
+                        format!("disk[\"{slot}\"].size_gb: a new empty disk needs a size; set size_gb (GiB), or import_from to create it from an image."),
+                    )
+                    .at(at(slot, "size_gb")),
+                );
+            }
+            continue;
+        };
+        if let (Some(w), Some(h)) = (want.attr("size_gb").as_i64(), have.attr("size_gb").as_i64())
+            && w < h
+        {
+            diags.push(
+                Diagnostic::error(
+                    "Disks cannot shrink",
+                    format!("disk[\"{slot}\"].size_gb: {w} is smaller than the disk's {h} GiB, and Proxmox VE cannot shrink disks. Set size_gb to {h} or more; to start over with a smaller disk, remove the block with allow_disk_removal = true (its data is lost) and add it again."),
+                )
+                .at(at(slot, "size_gb")),
+            );
+        }
+        if let (Some(w), Some(h)) = (want.attr("storage").as_str(), have.attr("storage").as_str())
+            && w != h
+        {
+            diags.push(
+                Diagnostic::error(
+                    "Moving disks is not supported",
+                    format!("disk[\"{slot}\"].storage: the disk lives on {h:?}; moving it to {w:?} is not supported yet. Set storage = {h:?}, or move it in Proxmox VE first."),
+                )
+                .at(at(slot, "storage")),
+            );
+        }
+    }
+    let allow = config.attr("allow_disk_removal").as_bool().unwrap_or(false);
+    if !cfg.is_empty() && !allow {
+        for slot in old.keys().filter(|k| !cfg.contains_key(*k)) {
+            diags.push(
+                Diagnostic::error(
+                    "Removing a disk deletes its data",
+                    format!("disk[\"{slot}\"] is no longer in the configuration: applying would delete that disk and its data. Put the block back, or set allow_disk_removal = true to delete it."),
+                )
+                .at(AttributePath::attr("allow_disk_removal")),
+            );
+        }
+    }
+}
+
+/// `ip_config` slots are `ipconfigN`; addresses are `dhcp` or IPv4 CIDR; a gateway needs a
+/// static address.
+fn check_ip_config(config: &Value, diags: &mut Diagnostics) {
+    let Some(ipcs) = config.attr("initialization").attr("ip_config").as_map() else {
+        return;
+    };
+    let base = AttributePath::attr("initialization").push_attr("ip_config");
+    for (slot, c) in ipcs {
+        let n = slot.strip_prefix("ipconfig").unwrap_or_default();
+        if n.is_empty()
+            || !n.chars().all(|c| c.is_ascii_digit())
+            || n.parse::<u32>().is_ok_and(|n| n > 31)
+        {
+            diags.push(
+                Diagnostic::error(
+                    "Invalid ip_config slot",
+                    format!("initialization.ip_config[\"{slot}\"]: slots are ipconfig0 … ipconfig31 (ipconfigN configures netN). Rename the block."),
+                )
+                .at(base.push_key(slot.as_str())),
+            );
+            continue;
+        }
+        let addr = c.attr("ipv4_address");
+        if let Some(a) = addr.as_str()
+            && a != "dhcp"
+        {
+            let ok = a.split_once('/').is_some_and(|(ip, len)| {
+                ip.parse::<std::net::Ipv4Addr>().is_ok() && len.parse::<u8>().is_ok_and(|l| l <= 32)
+            });
+            if !ok {
+                diags.push(
+                    Diagnostic::error(
+                        "Invalid IPv4 address",
+                        format!("initialization.ip_config[\"{slot}\"].ipv4_address: {a:?} is neither \"dhcp\" nor an address with its prefix length, e.g. \"10.0.0.11/24\"."),
+                    )
+                    .at(base.push_key(slot.as_str()).push_attr("ipv4_address")),
+                );
+            }
+        }
+        if let Some(g) = c.attr("ipv4_gateway").as_str() {
+            if g.parse::<std::net::Ipv4Addr>().is_err() {
+                diags.push(
+                    Diagnostic::error(
+                        "Invalid IPv4 gateway",
+                        format!("initialization.ip_config[\"{slot}\"].ipv4_gateway: {g:?} is not an IPv4 address, e.g. \"10.0.0.1\"."),
+                    )
+                    .at(base.push_key(slot.as_str()).push_attr("ipv4_gateway")),
+                );
+            } else if addr.as_str().is_none_or(|a| a == "dhcp") && !addr.is_unknown() {
+                diags.push(
+                    Diagnostic::error(
+                        "A gateway needs a static address",
+                        format!("initialization.ip_config[\"{slot}\"].ipv4_gateway is set but ipv4_address is not a static address: set ipv4_address = \"a.b.c.d/len\", or remove ipv4_gateway (DHCP provides the gateway)."),
+                    )
+                    .at(base.push_key(slot.as_str()).push_attr("ipv4_gateway")),
+                );
+            }
+        }
+    }
+}
+
+/// Defaults and prior values inside `disk`, `initialization` and `agent` (map-nested blocks
+/// get no framework defaults; unset optional+computed values keep what PVE has).
+fn plan_blocks(config: &Value, prior: &Value, planned: &mut Value) {
+    // A block left out of the configuration is not managed: never plan it (Terraform may
+    // propose the prior one, e.g. after an import).
+    for b in ["initialization", "agent"] {
+        if config.attr(b).is_null() {
+            planned.set_attr(b, Value::Null);
+        }
+    }
+    let empty = std::collections::BTreeMap::new();
+    let prior_disks = prior.attr("disk").as_map().cloned().unwrap_or_default();
+    let cfg_disks = config.attr("disk").as_map().unwrap_or(&empty);
+    if let Some(Value::Map(disks)) = planned.as_object_mut().and_then(|m| m.get_mut("disk")) {
+        for (slot, d) in disks.iter_mut() {
+            let c = cfg_disks.get(slot).unwrap_or(&Value::Null);
+            let p = prior_disks.get(slot);
+            for a in ["size_gb", "discard", "ssd", "iothread", "cache"] {
+                if !c.attr(a).is_null() {
+                    continue;
+                }
+                // A new disk keeps the framework's unknown: PVE (or the template) decides.
+                if let Some(p) = p {
+                    d.set_attr(a, p.attr(a).clone());
+                }
+            }
+        }
+    }
+    if let Some(init @ Value::Object(_)) = planned
+        .as_object_mut()
+        .and_then(|m| m.get_mut("initialization"))
+        && config.attr("initialization").attr("datastore").is_null()
+    {
+        let ds = match prior.attr("initialization").attr("datastore") {
+            Value::String(s) => Value::from(s.clone()),
+            _ => Value::from(DEFAULT_CI_DATASTORE),
+        };
+        init.set_attr("datastore", ds);
+    }
+    if let Some(agent @ Value::Object(_)) = planned.as_object_mut().and_then(|m| m.get_mut("agent"))
+        && config.attr("agent").attr("enabled").is_null()
+    {
+        agent.set_attr("enabled", Value::from(true));
+    }
 }
 
 /// Parse `node/vm_id`.
@@ -341,14 +848,12 @@ impl Resource for ProxmoxVm {
         let prior = req.prior;
         let creating = prior.is_null();
         let planned = &mut resp.planned;
-        if creating && req.config.attr("clone").is_null() {
-            resp.diags.push(
-                Diagnostic::error(
-                    "A clone block is needed",
-                    "infraflux_proxmox_vm creates VMs by cloning a template for now: add `clone { source_vm_id = <template id> }`. (Import an existing VM with `terraform import … node/vm_id`.)",
-                )
-                .at(AttributePath::attr("clone")),
-            );
+        if creating && !check_boot_source(req.config, &mut resp.diags) {
+            return;
+        }
+        check_disks(req.config, prior, creating, &mut resp.diags);
+        check_ip_config(req.config, &mut resp.diags);
+        if resp.diags.has_errors() {
             return;
         }
         let node = planned.attr("node").clone();
@@ -368,6 +873,7 @@ impl Resource for ProxmoxVm {
                 }
             }
         }
+        plan_blocks(req.config, prior, planned);
         // Values known before apply.
         if let Some(s) = planned.attr("started").as_bool() {
             planned.set_attr("status", Value::from(if s { "running" } else { "stopped" }));
@@ -382,8 +888,24 @@ impl Resource for ProxmoxVm {
         for k in ["current_node", "ipv4_addresses", "id"] {
             planned.set_attr(k, prior.attr(k).clone());
         }
+        // A new static address (or none) changes what ipv4_addresses reports.
+        if !planned
+            .attr("initialization")
+            .attr("ip_config")
+            .equals(prior.attr("initialization").attr("ip_config"))
+        {
+            planned.set_attr("ipv4_addresses", Value::Unknown);
+        }
         // What the user leaves unset is not touched, so it keeps its value.
-        for k in ["name", "description", "tags", "on_boot"] {
+        for k in [
+            "name",
+            "description",
+            "tags",
+            "on_boot",
+            "bios",
+            "machine",
+            "scsi_hardware",
+        ] {
             if req.config.attr(k).is_null() {
                 planned.set_attr(k, prior.attr(k).clone());
             }
@@ -453,70 +975,34 @@ impl Resource for ProxmoxVm {
                 "`node` must be known when the VM is created.",
             ));
         };
-        let clone = planned.attr("clone");
-        let Some(source_vmid) = clone
-            .attr("source_vm_id")
-            .as_i64()
-            .and_then(|n| u32::try_from(n).ok())
-        else {
-            return StateResponse::error(
-                Diagnostic::error("A clone block is needed", "Set clone.source_vm_id.")
-                    .at(AttributePath::attr("clone")),
-            );
-        };
-        let source_node = clone
-            .attr("source_node")
-            .as_str()
-            .unwrap_or(&node)
-            .to_owned();
-        let spec = CloneSpec {
-            target_node: (source_node != node).then(|| node.clone()),
-            source_node,
-            source_vmid,
-            name: planned.attr("name").as_str().map(str::to_owned),
-            description: None,
-            full: clone.attr("full").as_bool(),
-            storage: clone.attr("storage").as_str().map(str::to_owned),
-            pool: None,
-        };
         let wanted = vmid_of(&planned);
-        // Not cancellable: a clone abandoned half-way would be a VM nobody knows of. It is
-        // bounded by the create timeout instead.
-        let cloned = async {
-            let r = match wanted {
-                Some(vmid) => {
-                    let _permit = client
-                        .limiter()
-                        .acquire(&spec.source_node, spec.storage.as_deref())
-                        .await;
-                    client
-                        .run_task(
-                            &format!("clone of VM {source_vmid} to {vmid}"),
-                            remaining(deadline),
-                            || client.clone_vm(&spec, vmid),
-                        )
-                        .await
-                        .map(|_| vmid)
-                }
-                None => client.clone_and_wait(&spec, remaining(deadline)).await,
-            };
-            r.map_err(|e| clone_error(&e, &spec))
-        }
-        .await;
-        let vmid = match cloned {
+        let made = if planned.attr("clone").is_null() {
+            Self::create_from_image(&client, &planned, &node, wanted, deadline).await
+        } else {
+            Self::create_by_clone(&client, &planned, &node, wanted, deadline).await
+        };
+        let vmid = match made {
             Ok(v) => v,
             Err(d) => return StateResponse::error(d),
         };
-        tracing::info!(vmid, node = %node, "VM cloned");
+        tracing::info!(vmid, node = %node, "VM created");
         // From here on the VM exists: every error returns its state.
         let mut known = planned.clone();
         known.set_attr("vm_id", Value::int(i64::from(vmid)));
         known.set_attr("id", Value::from(format!("{node}/{vmid}")));
         let started = planned.attr("started").as_bool().unwrap_or(true);
         let steps = async {
-            Self::apply_config(&client, &node, vmid, &known, &Value::Null).await?;
+            // After a clone, everything; after a create from an image, what is left (growing
+            // the imported disk).
+            let prior = if known.attr("clone").is_null() {
+                known.clone()
+            } else {
+                Value::Null
+            };
+            Self::apply_config(&client, &node, vmid, &known, &prior, deadline).await?;
             Self::converge_power(&client, &node, vmid, started, deadline).await?;
-            self.applied_state(&client, &known, &node, vmid, None).await
+            let ipv4 = Self::wait_agent_ipv4(&client, &known, &node, vmid, started).await;
+            self.applied_state(&client, &known, &node, vmid, ipv4).await
         };
         match cancellable(ctx, "configuring the new VM", steps).await {
             Ok(state) => StateResponse::ok(state),
@@ -610,14 +1096,18 @@ impl Resource for ProxmoxVm {
         let deadline = Instant::now() + timeout(&planned, "update", UPDATE_TIMEOUT);
         let node = planned.attr("node").as_str().unwrap_or_default().to_owned();
         let started = planned.attr("started").as_bool().unwrap_or(true);
-        let prior_ipv4: Vec<String> = prior
-            .attr("ipv4_addresses")
-            .as_elements()
-            .unwrap_or(&[])
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect();
+        // Unknown when the cloud-init addresses change: then asked afresh.
+        let prior_ipv4: Option<Vec<String>> =
+            (!planned.attr("ipv4_addresses").is_unknown()).then(|| {
+                prior
+                    .attr("ipv4_addresses")
+                    .as_elements()
+                    .unwrap_or(&[])
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            });
         let steps = async {
             let at = match self.locate(&client, vmid).await {
                 Ok(Some(r)) => r.resource.node,
@@ -629,9 +1119,9 @@ impl Resource for ProxmoxVm {
                 }
                 Err(e) => return Err(api_error(format!("Cannot read VM {vmid}"), &e)),
             };
-            Self::apply_config(&client, &at, vmid, &planned, &prior).await?;
+            Self::apply_config(&client, &at, vmid, &planned, &prior, deadline).await?;
             Self::converge_power(&client, &at, vmid, started, deadline).await?;
-            self.applied_state(&client, &planned, &node, vmid, Some(prior_ipv4.clone()))
+            self.applied_state(&client, &planned, &node, vmid, prior_ipv4.clone())
                 .await
         };
         match cancellable(ctx, "updating the VM", steps).await {
@@ -774,6 +1264,103 @@ mod tests {
     fn schema_is_valid() {
         let errs = tfplugin::framework::schema::check_schema(&schema::schema().block, "");
         assert!(errs.is_empty(), "{errs:?}");
+    }
+
+    fn disks(entries: &[(&str, Option<i64>, Option<&str>)]) -> Value {
+        Value::Map(
+            entries
+                .iter()
+                .map(|(k, size, import)| {
+                    (
+                        (*k).to_owned(),
+                        Value::object([
+                            ("storage", Value::from("local-lvm")),
+                            ("size_gb", size.map_or(Value::Null, Value::int)),
+                            ("import_from", import.map_or(Value::Null, Value::from)),
+                        ]),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    fn errors(d: &Diagnostics) -> String {
+        d.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn plan_time_disk_rules() {
+        let prior = Value::object([(
+            "disk",
+            disks(&[("scsi0", Some(10), None), ("scsi1", Some(2), None)]),
+        )]);
+        // Shrink, removal without allow_disk_removal, a new disk without size.
+        let config = Value::object([
+            (
+                "disk",
+                disks(&[("scsi0", Some(8), None), ("scsi2", None, None)]),
+            ),
+            ("allow_disk_removal", Value::from(false)),
+        ]);
+        let mut d = Diagnostics::new();
+        check_disks(&config, &prior, false, &mut d);
+        let e = errors(&d);
+        assert!(e.contains("disk[\"scsi0\"].size_gb: 8 is smaller"), "{e}");
+        assert!(e.contains("disk[\"scsi1\"] is no longer"), "{e}");
+        assert!(
+            e.contains("disk[\"scsi2\"].size_gb: a new empty disk"),
+            "{e}"
+        );
+        let config = Value::object([
+            ("disk", disks(&[("scsi0", Some(12), None)])),
+            ("allow_disk_removal", Value::from(true)),
+        ]);
+        let mut d = Diagnostics::new();
+        check_disks(&config, &prior, false, &mut d);
+        assert!(!d.has_errors(), "{}", errors(&d));
+    }
+
+    #[test]
+    fn boot_source_and_ip_config() {
+        let img = Some("local:import/talos-nocloud-amd64.raw");
+        let mut d = Diagnostics::new();
+        let ok = check_boot_source(
+            &Value::object([("disk", disks(&[("scsi0", None, img)]))]),
+            &mut d,
+        );
+        assert!(ok && !d.has_errors());
+        let ok = check_boot_source(&Value::object([("disk", disks(&[]))]), &mut d);
+        assert!(!ok && errors(&d).contains("clone"));
+        let init = |ip: &str, gw: Option<&str>| {
+            Value::object([(
+                "initialization",
+                Value::object([(
+                    "ip_config",
+                    Value::Map(
+                        [(
+                            "ipconfig0".to_owned(),
+                            Value::object([
+                                ("ipv4_address", Value::from(ip)),
+                                ("ipv4_gateway", gw.map_or(Value::Null, Value::from)),
+                            ]),
+                        )]
+                        .into(),
+                    ),
+                )]),
+            )])
+        };
+        let mut d = Diagnostics::new();
+        check_ip_config(&init("10.0.0.11/24", Some("10.0.0.1")), &mut d);
+        check_ip_config(&init("dhcp", None), &mut d);
+        assert!(!d.has_errors(), "{}", errors(&d));
+        check_ip_config(&init("10.0.0.11", None), &mut d);
+        check_ip_config(&init("dhcp", Some("10.0.0.1")), &mut d);
+        let e = errors(&d);
+        assert!(e.contains("ipv4_address: \"10.0.0.11\" is neither"), "{e}");
+        assert!(e.contains("a static address"), "{e}");
     }
 
     #[test]

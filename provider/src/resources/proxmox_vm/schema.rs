@@ -1,4 +1,5 @@
-//! The schema of `infraflux_proxmox_vm` (this slice: clone, cpu, memory, NICs, power, tags).
+//! The schema of `infraflux_proxmox_vm`: clone or image import, cpu, memory, disks, NICs,
+//! cloud-init, agent, power, tags.
 
 use tfplugin::framework::planmod::{requires_replace, use_state_for_unknown};
 use tfplugin::framework::validate::{int_between, one_of, string_length};
@@ -6,14 +7,25 @@ use tfplugin::{Attribute, Block, NestedBlock, Nesting, Schema, Type};
 
 use crate::proxmox::normalize::NIC_MODELS;
 
+pub const DISK_CACHES: &[&str] = &["none", "writethrough", "writeback", "unsafe", "directsync"];
+pub const SCSI_HARDWARE: &[&str] = &[
+    "lsi",
+    "lsi53c810",
+    "virtio-scsi-pci",
+    "virtio-scsi-single",
+    "megasas",
+    "pvscsi",
+];
+
 pub const VMID_MIN: i64 = 100;
 pub const VMID_MAX: i64 = 999_999_999;
 
 pub fn schema() -> Schema {
     let clone = Block::new()
         .description(
-            "Create the VM as a clone of a template or VM. Changing it replaces the VM; an \
-             imported VM may leave it out (Proxmox VE does not record where a VM came from).",
+            "Create the VM as a clone of a template or VM (or from an image: a `disk` with \
+             `import_from`; exactly one of the two). Changing it replaces the VM; an imported VM \
+             may leave it out (Proxmox VE does not record where a VM came from).",
         )
         .attr(
             Attribute::number("source_vm_id")
@@ -112,9 +124,119 @@ pub fn schema() -> Schema {
                 .plan_modifier(use_state_for_unknown())
                 .description("MAC address Proxmox VE assigned (kept across updates)."),
         );
+    let disk = Block::new()
+        .description(
+            "A disk, keyed by its slot (`scsi0`, `virtio1`, `sata0`, …), so order never matters. Once any disk block is set, every disk of the VM is managed: declare them all.",
+        )
+        .attr(
+            Attribute::string("storage")
+                .required()
+                .validate(string_length(1, 64))
+                .description("Storage the disk lives on (`local-lvm`, `ceph`). Changing it is refused (moving disks comes later)."),
+        )
+        .attr(
+            Attribute::number("size_gb")
+                .optional()
+                .computed()
+                .validate(int_between(1, 131_072))
+                .description(
+                    "Size in GiB. Growing resizes in place; shrinking is refused at plan time. Required for a new disk without `import_from`; with `import_from`, default: the image's size (rounded up).",
+                ),
+        )
+        .attr(
+            Attribute::string("import_from")
+                .optional()
+                .validate(string_length(3, 255))
+                .description(
+                    "Volume to import the disk from when the VM is created (`local:import/talos-nocloud-amd64.raw`). Proxmox VE does not record it: only used at creation, never compared afterwards.",
+                ),
+        )
+        .attr(
+            Attribute::bool("discard")
+                .optional()
+                .computed()
+                .description("Pass discard/TRIM to the storage (`discard=on`)."),
+        )
+        .attr(
+            Attribute::bool("ssd")
+                .optional()
+                .computed()
+                .description("Present the disk as an SSD (`ssd=1`)."),
+        )
+        .attr(
+            Attribute::bool("iothread")
+                .optional()
+                .computed()
+                .description("A dedicated I/O thread (`iothread=1`; needs `scsi_hardware = \"virtio-scsi-single\"` for SCSI disks)."),
+        )
+        .attr(
+            Attribute::string("cache")
+                .optional()
+                .computed()
+                .validate(one_of(DISK_CACHES))
+                .description("Cache mode: `none` (Proxmox VE's default), `writethrough`, `writeback`, `unsafe`, `directsync`."),
+        );
+    let ip_config = Block::new()
+        .description(
+            "Cloud-init addresses of one NIC, keyed `ipconfig0` … (`ipconfig0` is `net0`).",
+        )
+        .attr(
+            Attribute::string("ipv4_address")
+                .optional()
+                .validate(string_length(4, 64))
+                .description("`10.0.0.11/24` (CIDR) or `dhcp`."),
+        )
+        .attr(
+            Attribute::string("ipv4_gateway")
+                .optional()
+                .validate(string_length(7, 15))
+                .description("IPv4 gateway (static addresses only)."),
+        );
+    let dns = Block::new()
+        .description("Cloud-init DNS settings.")
+        .attr(
+            Attribute::new("servers", Type::list(Type::String))
+                .optional()
+                .description("Name servers (`nameserver`)."),
+        )
+        .attr(
+            Attribute::string("domain")
+                .optional()
+                .validate(string_length(1, 253))
+                .description("Search domain (`searchdomain`)."),
+        );
+    let initialization = Block::new()
+        .description(
+            "Cloud-init (nocloud, what Talos reads) as an `ide2` cloud-init drive: static addresses and DNS.",
+        )
+        .attr(
+            Attribute::string("datastore")
+                .optional()
+                .computed()
+                .validate(string_length(1, 64))
+                .description("Storage of the cloud-init drive. Default: `local-lvm`."),
+        )
+        .block(NestedBlock::new("ip_config", Nesting::Map, ip_config))
+        .block(NestedBlock::new("dns", Nesting::Single, dns));
+    let agent = Block::new()
+        .description("QEMU guest agent.")
+        .attr(
+            Attribute::bool("enabled")
+                .optional()
+                .computed()
+                .description("Enable the guest agent device (`agent=enabled=1`). Default `true`."),
+        )
+        .attr(
+            Attribute::number("timeout")
+                .optional()
+                .validate(int_between(0, 3600))
+                .description(
+                    "Seconds a create waits for the agent to report an IPv4 address when no static `ipv4_address` is set. Default 0: never wait (later refreshes pick the address up).",
+                ),
+        );
     Schema::new(
         Block::new()
-            .description("A QEMU virtual machine on a Proxmox VE cluster, created by cloning a template.")
+            .description("A QEMU virtual machine on a Proxmox VE cluster, cloned from a template or created from a disk image.")
             .attr(
                 Attribute::string("id")
                     .computed()
@@ -186,7 +308,7 @@ pub fn schema() -> Schema {
                 Attribute::new("ipv4_addresses", Type::list(Type::String))
                     .computed()
                     .description(
-                        "IPv4 addresses the QEMU guest agent reports (empty while it is not running). Never waited for: refreshed while empty.",
+                        "The static cloud-init IPv4 addresses when set; else those the QEMU guest agent reports (empty while it is not running). Never waited for on refresh: refreshed while empty.",
                     ),
             )
             .attr(
@@ -194,7 +316,36 @@ pub fn schema() -> Schema {
                     .computed()
                     .description("Proxmox VE's digest of the VM config; changes whenever the config does."),
             )
+            .attr(
+                Attribute::string("bios")
+                    .optional()
+                    .computed()
+                    .validate(one_of(&["seabios", "ovmf"]))
+                    .description("Firmware: `seabios` (Proxmox VE's default) or `ovmf` (UEFI; needs an EFI disk, coming later)."),
+            )
+            .attr(
+                Attribute::string("machine")
+                    .optional()
+                    .computed()
+                    .validate(string_length(1, 64))
+                    .description("QEMU machine type (`q35`, `pc`, `pc-q35-9.0`). Null: Proxmox VE's default (`pc`)."),
+            )
+            .attr(
+                Attribute::string("scsi_hardware")
+                    .optional()
+                    .computed()
+                    .validate(one_of(SCSI_HARDWARE))
+                    .description("SCSI controller (`scsihw`): `virtio-scsi-single` for Talos. Proxmox VE's default: `lsi`."),
+            )
+            .attr(
+                Attribute::bool("allow_disk_removal")
+                    .default(false)
+                    .description("Allow removing a `disk` block to delete that disk and its data. Default `false`: removing one is a plan-time error."),
+            )
             .block(NestedBlock::new("clone", Nesting::Single, clone))
+            .block(NestedBlock::new("disk", Nesting::Map, disk))
+            .block(NestedBlock::new("initialization", Nesting::Single, initialization))
+            .block(NestedBlock::new("agent", Nesting::Single, agent))
             .block(NestedBlock::new("cpu", Nesting::Single, cpu))
             .block(NestedBlock::new("memory", Nesting::Single, memory))
             .block(NestedBlock::new("network", Nesting::Map, network))
