@@ -6,7 +6,7 @@ mod provider;
 #[allow(dead_code)]
 mod proxmox;
 mod resources;
-// Talos secrets and machine-config rendering; the infraflux_talos_cluster resource comes next.
+// Talos secrets and machine-config rendering; the Talos cluster resource comes next.
 #[allow(dead_code)]
 mod talos;
 

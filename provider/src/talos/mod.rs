@@ -1,5 +1,5 @@
 //! Talos Linux: machine secrets and machine-config rendering. Pure code: no network, no
-//! Terraform. The `infraflux_talos_cluster` resource builds on it.
+//! Terraform. The Talos cluster resource (issue 5) builds on it.
 //!
 //! - `secrets`: [`secrets::MachineSecrets`] (generate, stable JSON for state, validate given
 //!   secrets for adoption, issue an `os:admin` talosctl certificate).
