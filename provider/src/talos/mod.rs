@@ -8,6 +8,7 @@
 //! - `patch`: strategic merge and RFC 6902 patches with errors naming the patch and the path.
 //! - `pem`: PEM with Talos's labels (`ED25519 PRIVATE KEY`, `EC PRIVATE KEY`, `RSA PRIVATE KEY`).
 
+pub mod client;
 pub mod patch;
 pub mod pem;
 pub mod render;

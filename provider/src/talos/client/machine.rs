@@ -1,0 +1,314 @@
+//! `machine.MachineService` verbs.
+
+use tonic::Code;
+
+use super::proto::machine::{
+    self as m, apply_configuration_request, machine_service_client::MachineServiceClient,
+    reboot_request, reset_request,
+};
+use super::{TalosClient, TalosError};
+
+/// How `ApplyConfiguration` applies a config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyMode {
+    Reboot,
+    Auto,
+    NoReboot,
+    Staged,
+    Try,
+}
+
+impl ApplyMode {
+    fn proto(self) -> apply_configuration_request::Mode {
+        use apply_configuration_request::Mode;
+        match self {
+            ApplyMode::Reboot => Mode::Reboot,
+            ApplyMode::Auto => Mode::Auto,
+            ApplyMode::NoReboot => Mode::NoReboot,
+            ApplyMode::Staged => Mode::Staged,
+            ApplyMode::Try => Mode::Try,
+        }
+    }
+}
+
+/// What `Version` reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeVersion {
+    /// e.g. `v1.13.9`.
+    pub tag: String,
+    pub sha: String,
+    pub arch: String,
+    /// e.g. `nocloud`.
+    pub platform: Option<String>,
+}
+
+/// Outcome of `Bootstrap`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bootstrap {
+    /// This call bootstrapped etcd.
+    Bootstrapped,
+    /// etcd already had data (AlreadyExists): bootstrapped before, by us or someone else.
+    AlreadyBootstrapped,
+}
+
+/// One etcd member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdMember {
+    pub id: u64,
+    pub hostname: String,
+    pub peer_urls: Vec<String>,
+    pub client_urls: Vec<String>,
+    pub is_learner: bool,
+}
+
+/// One service of `ServiceList`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    pub id: String,
+    pub state: String,
+    /// None when the health is unknown.
+    pub healthy: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RebootMode {
+    Default,
+    PowerCycle,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WipeMode {
+    All,
+    SystemDisk,
+    UserDisks,
+}
+
+/// `Reset` options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResetOptions {
+    /// Leave etcd and drain first (control planes).
+    pub graceful: bool,
+    /// Reboot afterwards (into maintenance mode) instead of powering off.
+    pub reboot: bool,
+    pub wipe: WipeMode,
+}
+
+impl Default for ResetOptions {
+    fn default() -> Self {
+        Self {
+            graceful: true,
+            reboot: true,
+            wipe: WipeMode::All,
+        }
+    }
+}
+
+/// The first per-node message's metadata error, if the node (or apid proxy) set one.
+fn metadata_error(md: Option<&super::proto::common::Metadata>) -> Option<String> {
+    md.filter(|m| !m.error.is_empty()).map(|m| m.error.clone())
+}
+
+impl TalosClient {
+    fn machine(&self) -> MachineServiceClient<tonic::transport::Channel> {
+        MachineServiceClient::new(self.channel.clone())
+    }
+
+    fn check_md(
+        &self,
+        phase: &'static str,
+        md: Option<&super::proto::common::Metadata>,
+    ) -> Result<(), TalosError> {
+        match metadata_error(md) {
+            Some(e) => Err(TalosError::Api {
+                node: self.node_label(),
+                phase,
+                code: Code::Unknown,
+                message: e,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// `Version`.
+    pub async fn version(&self) -> Result<NodeVersion, TalosError> {
+        const PHASE: &str = "version";
+        let r = self
+            .machine()
+            .version(self.request((), PHASE)?)
+            .await
+            .map_err(|s| self.status_error(PHASE, s))?
+            .into_inner();
+        let msg = r
+            .messages
+            .into_iter()
+            .next()
+            .ok_or_else(|| self.protocol(PHASE, "no message"))?;
+        self.check_md(PHASE, msg.metadata.as_ref())?;
+        let v = msg
+            .version
+            .ok_or_else(|| self.protocol(PHASE, "no version"))?;
+        Ok(NodeVersion {
+            tag: v.tag,
+            sha: v.sha,
+            arch: v.arch,
+            platform: msg.platform.map(|p| p.name),
+        })
+    }
+
+    /// `ApplyConfiguration`; answers Talos's `mode_details` (what it will do). A refused
+    /// config is [`TalosError::ConfigRejected`] with Talos's reason.
+    pub async fn apply_configuration(
+        &self,
+        config: &[u8],
+        mode: ApplyMode,
+        dry_run: bool,
+    ) -> Result<String, TalosError> {
+        const PHASE: &str = "apply configuration";
+        let req = m::ApplyConfigurationRequest {
+            data: config.to_vec(),
+            mode: mode.proto() as i32,
+            dry_run,
+            try_mode_timeout: None,
+        };
+        let r = self
+            .machine()
+            .apply_configuration(self.request(req, PHASE)?)
+            .await
+            .map_err(|s| match s.code() {
+                // InvalidArgument: ≥ 1.13 validation; Unknown/Internal carrying Talos's
+                // "failed to parse config"/"decode error" text (≤ 1.12, schema errors).
+                Code::InvalidArgument | Code::Unknown | Code::Internal
+                    if std::error::Error::source(&s).is_none() =>
+                {
+                    TalosError::ConfigRejected {
+                        node: self.node_label(),
+                        reason: s.message().to_string(),
+                    }
+                }
+                _ => self.status_error(PHASE, s),
+            })?
+            .into_inner();
+        let msg = r
+            .messages
+            .into_iter()
+            .next()
+            .ok_or_else(|| self.protocol(PHASE, "no message"))?;
+        if let Some(e) = metadata_error(msg.metadata.as_ref()) {
+            return Err(TalosError::ConfigRejected {
+                node: self.node_label(),
+                reason: e,
+            });
+        }
+        Ok(msg.mode_details)
+    }
+
+    /// `Bootstrap` (etcd). AlreadyExists → `Ok(AlreadyBootstrapped)`; FailedPrecondition
+    /// ("not available yet") → [`TalosError::NotReady`], retryable.
+    pub async fn bootstrap(&self) -> Result<Bootstrap, TalosError> {
+        const PHASE: &str = "bootstrap";
+        let req = m::BootstrapRequest::default();
+        match self.machine().bootstrap(self.request(req, PHASE)?).await {
+            Ok(r) => {
+                let r = r.into_inner();
+                if let Some(msg) = r.messages.first() {
+                    self.check_md(PHASE, msg.metadata.as_ref())?;
+                }
+                Ok(Bootstrap::Bootstrapped)
+            }
+            Err(s) if s.code() == Code::AlreadyExists => Ok(Bootstrap::AlreadyBootstrapped),
+            Err(s) => Err(self.status_error(PHASE, s)),
+        }
+    }
+
+    /// `EtcdMemberList`.
+    pub async fn etcd_member_list(&self) -> Result<Vec<EtcdMember>, TalosError> {
+        const PHASE: &str = "etcd member list";
+        let req = m::EtcdMemberListRequest { query_local: false };
+        let r = self
+            .machine()
+            .etcd_member_list(self.request(req, PHASE)?)
+            .await
+            .map_err(|s| self.status_error(PHASE, s))?
+            .into_inner();
+        let mut out = Vec::new();
+        for msg in r.messages {
+            self.check_md(PHASE, msg.metadata.as_ref())?;
+            out.extend(msg.members.into_iter().map(|e| EtcdMember {
+                id: e.id,
+                hostname: e.hostname,
+                peer_urls: e.peer_urls,
+                client_urls: e.client_urls,
+                is_learner: e.is_learner,
+            }));
+        }
+        Ok(out)
+    }
+
+    /// `Reboot`.
+    pub async fn reboot(&self, mode: RebootMode) -> Result<(), TalosError> {
+        const PHASE: &str = "reboot";
+        let mode = match mode {
+            RebootMode::Default => reboot_request::Mode::Default,
+            RebootMode::PowerCycle => reboot_request::Mode::Powercycle,
+        };
+        let req = m::RebootRequest { mode: mode as i32 };
+        let r = self
+            .machine()
+            .reboot(self.request(req, PHASE)?)
+            .await
+            .map_err(|s| self.status_error(PHASE, s))?
+            .into_inner();
+        if let Some(msg) = r.messages.first() {
+            self.check_md(PHASE, msg.metadata.as_ref())?;
+        }
+        Ok(())
+    }
+
+    /// `Reset`.
+    pub async fn reset(&self, opts: ResetOptions) -> Result<(), TalosError> {
+        const PHASE: &str = "reset";
+        let wipe = match opts.wipe {
+            WipeMode::All => reset_request::WipeMode::All,
+            WipeMode::SystemDisk => reset_request::WipeMode::SystemDisk,
+            WipeMode::UserDisks => reset_request::WipeMode::UserDisks,
+        };
+        let req = m::ResetRequest {
+            graceful: opts.graceful,
+            reboot: opts.reboot,
+            system_partitions_to_wipe: Vec::new(),
+            user_disks_to_wipe: Vec::new(),
+            mode: wipe as i32,
+        };
+        let r = self
+            .machine()
+            .reset(self.request(req, PHASE)?)
+            .await
+            .map_err(|s| self.status_error(PHASE, s))?
+            .into_inner();
+        if let Some(msg) = r.messages.first() {
+            self.check_md(PHASE, msg.metadata.as_ref())?;
+        }
+        Ok(())
+    }
+
+    /// `ServiceList`.
+    pub async fn service_list(&self) -> Result<Vec<Service>, TalosError> {
+        const PHASE: &str = "service list";
+        let r = self
+            .machine()
+            .service_list(self.request((), PHASE)?)
+            .await
+            .map_err(|s| self.status_error(PHASE, s))?
+            .into_inner();
+        let mut out = Vec::new();
+        for msg in r.messages {
+            self.check_md(PHASE, msg.metadata.as_ref())?;
+            out.extend(msg.services.into_iter().map(|s| Service {
+                id: s.id,
+                state: s.state,
+                healthy: s.health.and_then(|h| (!h.unknown).then_some(h.healthy)),
+            }));
+        }
+        Ok(out)
+    }
+}
