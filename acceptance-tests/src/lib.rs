@@ -3,6 +3,7 @@
 //! `.tools/bin`. Providers are served from a filesystem mirror of the workspace's freshly
 //! built binaries, so what is tested is exactly what `terraform init` would install.
 
+pub mod lab;
 pub mod plugin_client;
 
 use std::path::{Path, PathBuf};

@@ -49,12 +49,24 @@ impl Backoff {
     }
 }
 
-/// Run `op` until it succeeds, fails with an error that is not [`Error::is_retryable`], or
-/// the budget is spent.
-pub async fn retry<T, F, Fut>(policy: Backoff, what: &str, mut op: F) -> Result<T, Error>
+/// An error that says whether trying again may help.
+pub trait Retryable: std::fmt::Display {
+    fn is_retryable(&self) -> bool;
+}
+
+impl Retryable for Error {
+    fn is_retryable(&self) -> bool {
+        Error::is_retryable(self)
+    }
+}
+
+/// Run `op` until it succeeds, fails with an error that is not [`Retryable::is_retryable`],
+/// or the budget is spent.
+pub async fn retry<T, E, F, Fut>(policy: Backoff, what: &str, mut op: F) -> Result<T, E>
 where
+    E: Retryable,
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, Error>>,
+    Fut: Future<Output = Result<T, E>>,
 {
     let started = Instant::now();
     let mut attempt = 0u32;

@@ -54,7 +54,18 @@ impl Client {
         let started = Instant::now();
         let mut pause = POLL_FIRST;
         loop {
-            let st = self.task_status(upid).await?;
+            let st = match self.task_status(upid).await {
+                Ok(st) => st,
+                // The task runs whatever happens to our connection: a failed poll (after
+                // `call`'s own retries) is no answer, so ask again until the deadline.
+                Err(e) if e.is_retryable() && started.elapsed() + pause <= timeout => {
+                    tracing::debug!(%upid, error = %e, "task status unavailable; polling again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 3 / 2).min(POLL_MAX);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if !st.is_running() {
                 if st.succeeded() {
                     return Ok(st);

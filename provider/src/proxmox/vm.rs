@@ -14,6 +14,41 @@ use super::types::{
     AgentInterface, PendingItem, TaskStatus, VmConfig, VmResource, VmStatus, ipv4_addresses,
 };
 
+/// Where a [`Client::run_task`] attempt failed, which decides whether to start it again.
+#[derive(Debug)]
+enum Attempt {
+    Start(Error),
+    Wait(Error),
+}
+
+impl Attempt {
+    fn into_inner(self) -> Error {
+        match self {
+            Attempt::Start(e) | Attempt::Wait(e) => e,
+        }
+    }
+}
+
+impl super::retry::Retryable for Attempt {
+    fn is_retryable(&self) -> bool {
+        match self {
+            // `call` already repeated what is safe at the transport level.
+            Attempt::Start(Error::Unreachable { .. }) => false,
+            Attempt::Start(e) => e.is_retryable(),
+            Attempt::Wait(e @ Error::TaskFailed { .. }) => e.is_retryable(),
+            Attempt::Wait(_) => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Attempt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Attempt::Start(e) | Attempt::Wait(e) => e.fmt(f),
+        }
+    }
+}
+
 /// What to clone, and where to.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CloneSpec {
@@ -368,6 +403,11 @@ impl Client {
     }
 
     /// Start a task and wait for it; start and wait again when it failed on a lock.
+    ///
+    /// A task is started again only when PVE refused to start it (lock, 5xx) or when it ran
+    /// and failed on a lock. A start whose connection broke, or a task that may still be
+    /// running (its wait failed), is never started twice: a second clone would leave the
+    /// first one's VM behind.
     pub async fn run_task<F, Fut>(
         &self,
         what: &str,
@@ -379,10 +419,11 @@ impl Client {
         Fut: Future<Output = Result<Upid, Error>>,
     {
         retry(self.inner.opts.retry, what, || async {
-            let upid = start().await?;
-            self.wait_task(&upid, timeout).await
+            let upid = start().await.map_err(Attempt::Start)?;
+            self.wait_task(&upid, timeout).await.map_err(Attempt::Wait)
         })
         .await
+        .map_err(Attempt::into_inner)
     }
 
     /// Clone under the per-node/per-storage limiter, with a VM id from `vm_id_range`, retrying
@@ -427,5 +468,37 @@ impl Client {
             }
         }
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod attempt_tests {
+    use super::super::retry::Retryable;
+    use super::*;
+
+    #[test]
+    fn a_task_that_may_have_run_is_not_started_again() {
+        let lock = || Error::Lock {
+            action: "POST /x".into(),
+            message: "can't lock file 'x' - got timeout".into(),
+        };
+        let broke = || Error::Unreachable {
+            address: "127.0.0.1:8006".into(),
+            timeout: Duration::from_secs(1),
+            reason: "the connection broke before an answer".into(),
+        };
+        let task = |exit: &str| Error::TaskFailed {
+            upid: String::new(),
+            node: "pve1".into(),
+            kind: "qmclone".into(),
+            exit_status: exit.into(),
+            log_tail: vec![],
+        };
+        assert!(Attempt::Start(lock()).is_retryable());
+        assert!(!Attempt::Start(broke()).is_retryable());
+        assert!(!Attempt::Wait(broke()).is_retryable());
+        assert!(!Attempt::Wait(lock()).is_retryable());
+        assert!(Attempt::Wait(task("can't lock file 'x' - got timeout")).is_retryable());
+        assert!(!Attempt::Wait(task("clone failed")).is_retryable());
     }
 }
