@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value as Json, json};
 
-use crate::bin_dir;
+use crate::{Work, bin_dir};
 
 /// A lab process; `down` on drop.
 pub struct Lab {
@@ -82,6 +82,20 @@ impl Lab {
     }
 
     /// One request to the control endpoint (plain HTTP/1.0 on loopback).
+    /// Plan (which refreshes) and check what it cost: one shared `/cluster/resources` and one
+    /// config GET per VM, nothing else.
+    pub fn assert_refresh_cost(&self, w: &Work, vms: u64) {
+        self.control("POST", "/requests/reset", None);
+        w.assert_plan_empty();
+        let req = self.control("GET", "/requests", None);
+        assert_eq!(
+            req["by_route"]["GET /nodes/{node}/qemu/{vmid}/config"], vms,
+            "{req}"
+        );
+        assert_eq!(req["by_route"]["GET /cluster/resources"], 1, "{req}");
+        assert_eq!(req["total"], vms + 1, "{req}");
+    }
+
     pub fn control(&self, method: &str, path: &str, body: Option<&Json>) -> Json {
         let ep = self.info["control"]["endpoint"]
             .as_str()
@@ -124,6 +138,16 @@ impl Lab {
             .filter(|v| v["template"] != true && v["template"] != 1)
             .filter_map(|v| v["vmid"].as_i64())
             .collect()
+    }
+
+    /// After a destroy: the lab holds its two templates and nothing else.
+    pub fn assert_only_templates_left(&self) {
+        let left: Vec<i64> = self
+            .vms()
+            .iter()
+            .filter_map(|v| v["vmid"].as_i64())
+            .collect();
+        assert_eq!(left, vec![9000, 9001], "only the templates are left");
     }
 
     /// Power tasks (start, stop, shutdown, reboot) the lab ran so far.

@@ -47,16 +47,7 @@ both_terraforms!(clone_update_import_destroy, |tf: &Tf| {
     assert_eq!(effective(&vm, "tags"), "b;talos", "tags are written sorted");
 
     // A refresh costs one shared /cluster/resources and one config GET per VM.
-    lab.control("POST", "/requests/reset", None);
-    w.assert_plan_empty();
-    let req = lab.control("GET", "/requests", None);
-    eprintln!("requests for one refresh+plan: {req}");
-    assert_eq!(
-        req["by_route"]["GET /nodes/{node}/qemu/{vmid}/config"], 1,
-        "{req}"
-    );
-    assert_eq!(req["by_route"]["GET /cluster/resources"], 1, "{req}");
-    assert_eq!(req["total"], 2, "{req}");
+    lab.assert_refresh_cost(&w, 1);
 
     // In place: cores, memory, tags. Same VM.
     w.config(&format!(
@@ -154,12 +145,7 @@ both_terraforms!(clone_update_import_destroy, |tf: &Tf| {
     assert_eq!(code, 2, "{}", o.stdout);
     assert!(o.stdout.contains("will be created"), "{}", o.stdout);
     w.destroy();
-    let left: Vec<i64> = lab
-        .vms()
-        .iter()
-        .filter_map(|v| v["vmid"].as_i64())
-        .collect();
-    assert_eq!(left, vec![9000, 9001], "only the templates are left");
+    lab.assert_only_templates_left();
 });
 
 both_terraforms!(clear_errors, |tf: &Tf| {
@@ -307,16 +293,7 @@ both_terraforms!(power_nics_and_refresh_cost, |tf: &Tf| {
     assert!(disk.contains("base-9000-disk-0/"), "linked clone: {disk}");
 
     // N VMs refresh with one shared list and one config GET each.
-    lab.control("POST", "/requests/reset", None);
-    w.assert_plan_empty();
-    let req = lab.control("GET", "/requests", None);
-    eprintln!("requests for refreshing 3 VMs: {req}");
-    assert_eq!(
-        req["by_route"]["GET /nodes/{node}/qemu/{vmid}/config"], 3,
-        "{req}"
-    );
-    assert_eq!(req["by_route"]["GET /cluster/resources"], 1, "{req}");
-    assert_eq!(req["total"], 4, "{req}");
+    lab.assert_refresh_cost(&w, 3);
 
     // Start one VM and add a NIC, in place.
     let one = w.resource("infraflux_proxmox_vm.one");
@@ -562,10 +539,5 @@ both_terraforms!(image_disks_cloud_init_import_destroy, |tf: &Tf| {
     w2.destroy();
     assert!(lab.guests().is_empty(), "VMs left: {:?}", lab.guests());
     w.destroy();
-    let left: Vec<i64> = lab
-        .vms()
-        .iter()
-        .filter_map(|v| v["vmid"].as_i64())
-        .collect();
-    assert_eq!(left, vec![9000, 9001], "only the templates are left");
+    lab.assert_only_templates_left();
 });
