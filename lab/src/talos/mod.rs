@@ -18,7 +18,7 @@ pub mod cosi_api;
 pub mod machine_api;
 pub mod node;
 pub mod pki;
-pub mod proto;
+pub use talos_api as proto;
 pub mod schema;
 pub mod server;
 pub mod tls;

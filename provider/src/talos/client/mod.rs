@@ -14,7 +14,7 @@
 mod cosi;
 mod error;
 mod machine;
-mod proto;
+use talos_api as proto;
 pub mod tls;
 
 #[cfg(test)]

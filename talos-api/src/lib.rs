@@ -1,5 +1,6 @@
-//! Generated code for our Talos API subset (`proto/talos`), laid out by protobuf package so the
-//! generated cross-package paths (`super::common::…`) resolve.
+//! Generated code for our Talos API subset (`proto/talos`), shared by the provider's client
+//! and the lab's simulated nodes. Laid out by protobuf package so the generated
+//! cross-package paths (`super::common::…`) resolve.
 
 #![allow(clippy::all, clippy::pedantic, missing_docs)]
 

@@ -1,4 +1,4 @@
-//! Compiles our Talos API subset (`proto/talos`) into Rust (server and client).
+//! Compiles our Talos API subset (`proto/talos`) into Rust, servers and clients.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
