@@ -150,6 +150,45 @@ impl Lab {
         assert_eq!(left, vec![9000, 9001], "only the templates are left");
     }
 
+    /// The lab's Talos nodes (`GET /talos/nodes`).
+    pub fn talos_nodes(&self) -> Vec<Json> {
+        self.control("GET", "/talos/nodes", None)["nodes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The Talos node at `address`.
+    pub fn talos_node(&self, address: &str) -> Json {
+        self.talos_nodes()
+            .into_iter()
+            .find(|n| n["address"] == address)
+            .unwrap_or_else(|| panic!("no Talos node at {address}"))
+    }
+
+    /// `terraform.tfvars.json` for the stack in `terraform/` against this lab.
+    pub fn stack_vars(
+        &self,
+        control_planes: &[(&str, String)],
+        workers: &[(&str, String)],
+    ) -> String {
+        let map = |m: &[(&str, String)]| -> Json {
+            m.iter()
+                .map(|(k, v)| ((*k).to_owned(), Json::from(v.as_str())))
+                .collect::<serde_json::Map<_, _>>()
+                .into()
+        };
+        json!({
+            "proxmox_endpoint": self.pve("endpoint"),
+            "proxmox_api_token": format!("{}={}", self.pve("token_id"), self.pve("token_secret")),
+            "proxmox_ca_cert_pem": self.info["ca_cert_pem"],
+            "talos_image": self.pve("talos_image_volid"),
+            "control_planes": map(control_planes),
+            "workers": map(workers),
+        })
+        .to_string()
+    }
+
     /// Power tasks (start, stop, shutdown, reboot) the lab ran so far.
     pub fn power_tasks(&self) -> usize {
         self.control("GET", "/state", None)["tasks"]

@@ -182,6 +182,26 @@ impl Work {
         self.write("main.tf", hcl);
     }
 
+    /// Copy the stack of `terraform/` (root module and its modules) into this directory.
+    pub fn copy_stack(&self) {
+        fn copy(from: &Path, to: &Path) {
+            std::fs::create_dir_all(to).expect("create dir");
+            for e in std::fs::read_dir(from).expect("read terraform/") {
+                let e = e.expect("dir entry");
+                let (src, dst) = (e.path(), to.join(e.file_name()));
+                let name = e.file_name().to_string_lossy().into_owned();
+                if src.is_dir() {
+                    if !name.starts_with('.') {
+                        copy(&src, &dst);
+                    }
+                } else if name.ends_with(".tf") {
+                    std::fs::copy(&src, &dst).expect("copy .tf");
+                }
+            }
+        }
+        copy(&root().join("terraform"), self.path());
+    }
+
     pub fn write(&self, name: &str, content: &str) {
         std::fs::write(self.path().join(name), content).expect("write file");
     }

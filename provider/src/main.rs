@@ -1,13 +1,13 @@
 //! `terraform-provider-infraflux`: Proxmox VE VMs → Talos Linux → Cilium → Argo CD, from HCL.
 
 mod config;
+mod ephemeral;
+mod k8s;
 mod provider;
 // The Proxmox VE client; infraflux_proxmox_vm uses it, disks/migration/create_vm wait for later slices.
 #[allow(dead_code)]
 mod proxmox;
 mod resources;
-// Talos secrets and machine-config rendering; the Talos cluster resource comes next.
-#[allow(dead_code)]
 mod talos;
 
 use std::process::ExitCode;

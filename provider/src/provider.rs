@@ -3,7 +3,7 @@
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
-use tfplugin::{Ctx, Diagnostics, Provider, Resource, Schema, Value};
+use tfplugin::{Ctx, Diagnostics, EphemeralResource, Provider, Resource, Schema, Value};
 
 use crate::config::{self, ProxmoxSettings};
 
@@ -45,5 +45,9 @@ impl Provider for InfraFlux {
 
     fn resources(&self) -> Vec<Arc<dyn Resource>> {
         crate::resources::all(&self.shared)
+    }
+
+    fn ephemeral_resources(&self) -> Vec<Arc<dyn EphemeralResource>> {
+        crate::ephemeral::all()
     }
 }

@@ -1,6 +1,7 @@
 //! One module per resource. Resources know the framework and the API clients, never gRPC.
 
 mod proxmox_vm;
+mod talos_cluster;
 
 use std::sync::Arc;
 
@@ -10,5 +11,8 @@ use crate::provider::Shared;
 
 /// Every resource the provider offers.
 pub fn all(shared: &Arc<Shared>) -> Vec<Arc<dyn Resource>> {
-    vec![Arc::new(proxmox_vm::ProxmoxVm::new(shared.clone()))]
+    vec![
+        Arc::new(proxmox_vm::ProxmoxVm::new(shared.clone())),
+        Arc::new(talos_cluster::TalosCluster),
+    ]
 }

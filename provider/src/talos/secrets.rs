@@ -353,6 +353,22 @@ impl MachineSecrets {
             .map_err(|e| invalid("os_ca", e))
     }
 
+    /// The Kubernetes CA key, loaded for signing.
+    fn kubernetes_ca_key(&self) -> Result<KeyPair, SecretsError> {
+        let der = pem::decode_labelled(&self.kubernetes_ca.key, pem::EC_PRIVATE_KEY)
+            .map_err(|e| invalid("kubernetes_ca", e))?;
+        let kp = EcdsaKeyPair::from_private_key_der(&ECDSA_P256_SHA256_ASN1_SIGNING, &der)
+            .map_err(|e| invalid("kubernetes_ca", format!("key is not ECDSA P-256: {e}")))?;
+        let pkcs8 = kp
+            .to_pkcs8v1()
+            .map_err(|e| invalid("kubernetes_ca", e.to_string()))?;
+        KeyPair::from_pkcs8_der_and_sign_algo(
+            &PrivatePkcs8KeyDer::from(pkcs8.as_ref().to_vec()),
+            &PKCS_ECDSA_P256_SHA256,
+        )
+        .map_err(|e| invalid("kubernetes_ca", e))
+    }
+
     /// A fresh talosctl admin certificate (Ed25519, Organization `os:admin`, EKU exactly
     /// clientAuth) signed by the OS CA. Not part of the secrets: any number can be issued.
     pub fn admin_client(
@@ -360,30 +376,68 @@ impl MachineSecrets {
         now: OffsetDateTime,
         validity: Duration,
     ) -> Result<ClientConfiguration, SecretsError> {
-        let err = generate_err("the admin client certificate");
-        let ca_key = self.os_key()?;
-        let ca_der = pem::decode_labelled(&self.os_ca.crt, pem::CERTIFICATE)
-            .map_err(|e| invalid("os_ca", e))?;
-        let issuer =
-            Issuer::from_ca_cert_der(&ca_der.into(), ca_key).map_err(|e| invalid("os_ca", e))?;
         let (key, key_pem) = ed25519_key()?;
-        let mut params = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::OrganizationName, ADMIN_ROLE);
-        dn.push(DnType::CommonName, "admin");
-        params.distinguished_name = dn;
-        params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        params.not_before = now;
-        params.not_after = now + validity;
-        let cert = params
-            .signed_by(&key, &issuer)
-            .map_err(|e| err(e.to_string()))?;
+        let crt = client_cert(
+            ("os_ca", &self.os_ca.crt, self.os_key()?),
+            &key,
+            ("admin", ADMIN_ROLE),
+            now,
+            validity,
+        )?;
         Ok(ClientConfiguration {
             ca: self.os_ca.crt.clone(),
-            crt: cert.pem(),
+            crt,
             key: key_pem,
         })
     }
+
+    /// A fresh Kubernetes admin client certificate and key (ECDSA P-256, `CN=admin`,
+    /// `O=system:masters`) signed by the Kubernetes CA, as Talos issues for its kubeconfig.
+    pub fn kubernetes_admin(
+        &self,
+        now: OffsetDateTime,
+        validity: Duration,
+    ) -> Result<CertAndKey, SecretsError> {
+        let (key, key_pem) = p256_key()?;
+        let crt = client_cert(
+            (
+                "kubernetes_ca",
+                &self.kubernetes_ca.crt,
+                self.kubernetes_ca_key()?,
+            ),
+            &key,
+            ("admin", "system:masters"),
+            now,
+            validity,
+        )?;
+        Ok(CertAndKey { crt, key: key_pem })
+    }
+}
+
+/// A client certificate (EKU exactly clientAuth) for `key`, signed by the CA
+/// `(field, cert PEM, key)`, with subject `(common name, organization)`.
+fn client_cert(
+    ca: (&'static str, &str, KeyPair),
+    key: &KeyPair,
+    (cn, org): (&str, &str),
+    now: OffsetDateTime,
+    validity: Duration,
+) -> Result<String, SecretsError> {
+    let (field, ca_crt, ca_key) = ca;
+    let ca_der = pem::decode_labelled(ca_crt, pem::CERTIFICATE).map_err(|e| invalid(field, e))?;
+    let issuer = Issuer::from_ca_cert_der(&ca_der.into(), ca_key).map_err(|e| invalid(field, e))?;
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, org);
+    dn.push(DnType::CommonName, cn);
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.not_before = now;
+    params.not_after = now + validity;
+    let cert = params
+        .signed_by(key, &issuer)
+        .map_err(|e| generate_err("a client certificate")(e.to_string()))?;
+    Ok(cert.pem())
 }

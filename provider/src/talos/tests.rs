@@ -194,6 +194,47 @@ fn talos_admin_client_cert_is_os_admin_client_auth_signed_by_os_ca() {
 }
 
 #[test]
+fn kubernetes_admin_cert_is_system_masters_signed_by_the_kubernetes_ca() {
+    let s = secrets();
+    let admin = s
+        .kubernetes_admin(OffsetDateTime::now_utc(), secrets::CLIENT_VALIDITY)
+        .expect("kubernetes admin cert");
+    assert!(admin.key.starts_with("-----BEGIN EC PRIVATE KEY-----\n"));
+    let ca_der = cert(&s.kubernetes_ca.crt);
+    let (_, ca) = X509Certificate::from_der(&ca_der).expect("ca");
+    let der = cert(&admin.crt);
+    let (_, c) = X509Certificate::from_der(&der).expect("client");
+    let orgs: Vec<_> = c
+        .subject()
+        .iter_organization()
+        .filter_map(|o| o.as_str().ok())
+        .collect();
+    assert_eq!(orgs, vec!["system:masters"]);
+    let cn: Vec<_> = c
+        .subject()
+        .iter_common_name()
+        .filter_map(|o| o.as_str().ok())
+        .collect();
+    assert_eq!(cn, vec!["admin"]);
+    assert_eq!(c.issuer(), ca.subject());
+    let ca_pub = aws_lc_rs::signature::UnparsedPublicKey::new(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
+        ca.public_key().subject_public_key.data.to_vec(),
+    );
+    ca_pub
+        .verify(c.tbs_certificate.as_ref(), &c.signature_value.data)
+        .expect("admin cert verifies against the Kubernetes CA");
+    // Not the OS CA's.
+    assert_ne!(
+        c.issuer(),
+        X509Certificate::from_der(&cert(&s.os_ca.crt))
+            .expect("os ca")
+            .1
+            .subject()
+    );
+}
+
+#[test]
 fn talos_secrets_json_round_trips_and_debug_hides_everything() {
     let s = secrets();
     let text = s.to_json().expect("json");

@@ -128,3 +128,29 @@ impl TalosClient {
         Ok(from_yaml(&spec.yaml_spec))
     }
 }
+
+impl TalosClient {
+    /// The active machine config as the node reports it (COSI `config/MachineConfigs/v1alpha1`,
+    /// admin only); `None` when the node has none (maintenance mode).
+    pub async fn machine_config(&self) -> Result<Option<String>, TalosError> {
+        const PHASE: &str = "read machine config";
+        let req = GetRequest {
+            namespace: "config".into(),
+            r#type: "MachineConfigs.config.talos.dev".into(),
+            id: "v1alpha1".into(),
+            options: None,
+        };
+        match StateClient::new(self.channel.clone())
+            .get(self.request(req, PHASE)?)
+            .await
+        {
+            Ok(r) => Ok(r
+                .into_inner()
+                .resource
+                .and_then(|r| r.spec)
+                .map(|s| s.yaml_spec)),
+            Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
+            Err(s) => Err(self.status_error(PHASE, s)),
+        }
+    }
+}

@@ -163,6 +163,34 @@ impl TalosClient {
         mode: ApplyMode,
         dry_run: bool,
     ) -> Result<String, TalosError> {
+        self.apply_call(config, mode, dry_run)
+            .await
+            .map(|(_, details)| details)
+    }
+
+    /// A dry run: the mode Talos would apply the config with (AUTO resolved to REBOOT or
+    /// NO_REBOOT) and its summary, without the config diff (which can quote secrets).
+    pub async fn apply_dry_run(
+        &self,
+        config: &[u8],
+        mode: ApplyMode,
+    ) -> Result<(ApplyMode, String), TalosError> {
+        let (mode, details) = self.apply_call(config, mode, true).await?;
+        let summary = details
+            .split("Config diff")
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        Ok((mode, summary))
+    }
+
+    async fn apply_call(
+        &self,
+        config: &[u8],
+        mode: ApplyMode,
+        dry_run: bool,
+    ) -> Result<(ApplyMode, String), TalosError> {
         const PHASE: &str = "apply configuration";
         let req = m::ApplyConfigurationRequest {
             data: config.to_vec(),
@@ -199,7 +227,14 @@ impl TalosClient {
                 reason: e,
             });
         }
-        Ok(msg.mode_details)
+        let applied = match apply_configuration_request::Mode::try_from(msg.mode) {
+            Ok(apply_configuration_request::Mode::NoReboot) => ApplyMode::NoReboot,
+            Ok(apply_configuration_request::Mode::Staged) => ApplyMode::Staged,
+            Ok(apply_configuration_request::Mode::Try) => ApplyMode::Try,
+            Ok(apply_configuration_request::Mode::Auto) => ApplyMode::Auto,
+            _ => ApplyMode::Reboot,
+        };
+        Ok((applied, msg.mode_details))
     }
 
     /// `Bootstrap` (etcd). AlreadyExists → `Ok(AlreadyBootstrapped)`; FailedPrecondition
@@ -310,5 +345,125 @@ impl TalosClient {
             }));
         }
         Ok(out)
+    }
+}
+
+/// The largest kubeconfig archive accepted (a real one is a few KiB).
+const KUBECONFIG_MAX: usize = 1 << 20;
+
+/// The `kubeconfig` entry of the gzip'd tar `Kubeconfig` streams.
+fn kubeconfig_from_archive(gz: &[u8]) -> Result<String, String> {
+    use std::io::Read as _;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(gz));
+    let entries = archive.entries().map_err(|e| format!("not a tar: {e}"))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| format!("broken tar entry: {e}"))?;
+        let path = entry
+            .path()
+            .map_err(|e| format!("tar path: {e}"))?
+            .to_string_lossy()
+            .into_owned();
+        if path.trim_start_matches("./") == "kubeconfig" {
+            let mut text = String::new();
+            entry
+                .by_ref()
+                .take(KUBECONFIG_MAX as u64)
+                .read_to_string(&mut text)
+                .map_err(|e| format!("kubeconfig entry: {e}"))?;
+            return Ok(text);
+        }
+    }
+    Err("the archive has no `kubeconfig` entry".into())
+}
+
+impl TalosClient {
+    /// `Kubeconfig`: an admin kubeconfig for the cluster, signed by its Kubernetes CA
+    /// (control planes only). A stream that breaks half-way is [`TalosError::Unreachable`].
+    pub async fn kubeconfig(&self) -> Result<String, TalosError> {
+        const PHASE: &str = "kubeconfig";
+        let mut stream = self
+            .machine()
+            .kubeconfig(self.request((), PHASE)?)
+            .await
+            .map_err(|s| self.status_error(PHASE, s))?
+            .into_inner();
+        let mut gz = Vec::new();
+        while let Some(chunk) = stream
+            .message()
+            .await
+            .map_err(|s| self.status_error(PHASE, s))?
+        {
+            self.check_md(PHASE, chunk.metadata.as_ref())?;
+            if gz.len() + chunk.bytes.len() > KUBECONFIG_MAX {
+                return Err(self.protocol(PHASE, "the kubeconfig archive is larger than 1 MiB"));
+            }
+            gz.extend_from_slice(&chunk.bytes);
+        }
+        kubeconfig_from_archive(&gz).map_err(|d| self.protocol(PHASE, d))
+    }
+
+    /// `Upgrade` to the installer `image`; the node reboots into it. Answers Talos's ack.
+    pub async fn upgrade(&self, image: &str, force: bool) -> Result<String, TalosError> {
+        const PHASE: &str = "upgrade";
+        let req = m::UpgradeRequest {
+            image: image.to_string(),
+            preserve: true,
+            stage: false,
+            force,
+            reboot_mode: 0,
+        };
+        let r = self
+            .machine()
+            .upgrade(self.request(req, PHASE)?)
+            .await
+            .map_err(|s| self.status_error(PHASE, s))?
+            .into_inner();
+        let msg = r
+            .messages
+            .into_iter()
+            .next()
+            .ok_or_else(|| self.protocol(PHASE, "no message"))?;
+        self.check_md(PHASE, msg.metadata.as_ref())?;
+        Ok(msg.ack)
+    }
+}
+
+#[cfg(test)]
+mod archive_tests {
+    use super::kubeconfig_from_archive;
+
+    fn archive(name: &str, body: &[u8]) -> Vec<u8> {
+        let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
+            Vec::new(),
+            flate2::Compression::default(),
+        ));
+        let mut h = tar::Header::new_gnu();
+        h.set_size(body.len() as u64);
+        h.set_mode(0o600);
+        h.set_cksum();
+        b.append_data(&mut h, name, body).expect("append");
+        b.into_inner().expect("tar").finish().expect("gzip")
+    }
+
+    #[test]
+    fn finds_the_kubeconfig_entry() {
+        let gz = archive("kubeconfig", b"apiVersion: v1\nkind: Config\n");
+        assert_eq!(
+            kubeconfig_from_archive(&gz).as_deref(),
+            Ok("apiVersion: v1\nkind: Config\n")
+        );
+    }
+
+    #[test]
+    fn refuses_archives_without_it_and_garbage() {
+        let gz = archive("other", b"x");
+        assert!(
+            kubeconfig_from_archive(&gz)
+                .unwrap_err()
+                .contains("no `kubeconfig`")
+        );
+        assert!(kubeconfig_from_archive(b"not gzip").is_err());
+        let gz = archive("kubeconfig", b"ok");
+        assert!(kubeconfig_from_archive(&gz[..gz.len() / 2]).is_err());
     }
 }

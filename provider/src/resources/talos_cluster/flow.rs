@@ -1,0 +1,421 @@
+//! The cluster's operations, each a step of DESIGN.md's flow: converge one machine (apply in
+//! maintenance or to a running node), bootstrap, phased health, kubeconfig, remove, upgrade,
+//! reset. Errors say which machine and which phase.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use tfplugin::{Ctx, Diagnostic};
+
+use crate::k8s::{K8sClient, Kubeconfig};
+use crate::talos::client::{
+    ApplyMode, Bootstrap, ClientOptions, EtcdMember, ResetOptions, Stage, TalosClient, TalosError,
+};
+use crate::talos::digest::config_hash;
+use crate::talos::render::Cni;
+use crate::talos::secrets::ClientConfiguration;
+
+use super::spec::{Cluster, Machine};
+
+/// How often waits poll.
+const POLL: Duration = Duration::from_millis(250);
+
+/// A step's failure: what to tell the user, and where.
+pub fn fail(m: Option<&Machine>, phase: &str, e: impl std::fmt::Display) -> Diagnostic {
+    match m {
+        Some(m) => Diagnostic::error(
+            format!(
+                "Talos machine {} ({}): {phase} failed",
+                m.hostname, m.address
+            ),
+            format!("{e}"),
+        )
+        .at(m.path()),
+        None => Diagnostic::error(format!("Talos cluster: {phase} failed"), format!("{e}")),
+    }
+}
+
+/// Where the calls of one apply stand: the deadline and Terraform's cancellation.
+pub struct Run<'a> {
+    pub ctx: &'a Ctx,
+    pub deadline: Instant,
+    pub creds: &'a ClientConfiguration,
+}
+
+/// What one machine looks like now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    pub stage: String,
+    pub talos_version: Option<String>,
+    pub config_hash: Option<String>,
+}
+
+impl Run<'_> {
+    fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    fn opts(&self) -> ClientOptions {
+        ClientOptions {
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: self
+                .remaining()
+                .clamp(Duration::from_secs(1), Duration::from_secs(60)),
+        }
+    }
+
+    pub fn authenticated(&self, m: &Machine) -> Result<TalosClient, Diagnostic> {
+        TalosClient::authenticated(&m.address, self.creds, self.opts())
+            .map_err(|e| fail(Some(m), "connect", e).at(m.path().push_attr("address")))
+    }
+
+    fn maintenance(&self, m: &Machine) -> Result<TalosClient, Diagnostic> {
+        TalosClient::maintenance(&m.address, self.opts())
+            .map_err(|e| fail(Some(m), "connect", e).at(m.path().push_attr("address")))
+    }
+
+    /// Retries `op` while it fails with something worth retrying, until the deadline.
+    async fn retry<T, F, Fut>(
+        &self,
+        m: Option<&Machine>,
+        phase: &str,
+        mut op: F,
+    ) -> Result<T, Diagnostic>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Retry>>,
+    {
+        let mut delay = POLL;
+        loop {
+            match op().await {
+                Ok(v) => return Ok(v),
+                Err(Retry::Fatal(d)) => return Err(d),
+                Err(Retry::Again(why)) => {
+                    if Instant::now() + delay >= self.deadline {
+                        return Err(fail(
+                            m,
+                            phase,
+                            format!("gave up when the timeout ran out; last: {why}"),
+                        ));
+                    }
+                    if !self.ctx.sleep(delay).await {
+                        return Err(fail(
+                            m,
+                            phase,
+                            "cancelled: Terraform stopped the provider; the next apply continues from here",
+                        ));
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    /// Applies `config` to a machine: in maintenance mode (install, reboot) or, when it runs
+    /// with this cluster's secrets and a different config, with `mode`. Returns Talos's mode
+    /// details, or `None` when the machine already runs exactly this config.
+    pub async fn apply(
+        &self,
+        m: &Machine,
+        config: &str,
+        mode: ApplyMode,
+    ) -> Result<Option<String>, Diagnostic> {
+        let want = config_hash(config);
+        let auth = self.authenticated(m)?;
+        let maint = self.maintenance(m)?;
+        self.retry(Some(m), "apply configuration", || async {
+            match auth.machine_config().await {
+                Ok(Some(active)) if config_hash(&active) == want => return Ok(None),
+                Ok(_) => {
+                    return auth
+                        .apply_configuration(config.as_bytes(), mode, false)
+                        .await
+                        .map(Some)
+                        .map_err(|e| classify(m, "apply configuration", e));
+                }
+                Err(TalosError::Tls { .. }) => {}
+                Err(e) => return Err(classify(m, "read the active configuration", e)),
+            }
+            // Not ours (yet): a machine in maintenance mode takes the config.
+            match maint.apply_configuration(config.as_bytes(), ApplyMode::Auto, false).await {
+                Ok(details) => Ok(Some(details)),
+                Err(TalosError::Tls { detail, .. }) => Err(Retry::Again(format!(
+                    "neither in maintenance mode nor running with this cluster's secrets ({detail}); a machine rebooting looks like this for a moment, one that belongs to another cluster stays so: reset it, or adopt that cluster with machine_secrets_wo"
+                ))),
+                Err(e) => Err(classify(m, "apply configuration in maintenance mode", e)),
+            }
+        })
+        .await
+    }
+
+    /// What applying `config` would do to a running machine, as a plan diagnostic: a warning
+    /// that says whether it reboots, or an error when Talos refuses the config or the mode.
+    pub async fn dry_run(
+        &self,
+        m: &Machine,
+        config: &str,
+        mode: ApplyMode,
+    ) -> Result<Diagnostic, Diagnostic> {
+        let c = self.authenticated(m)?;
+        let what = format!("Talos machine {} ({})", m.hostname, m.address);
+        match c.apply_dry_run(config.as_bytes(), mode).await {
+            Ok((applied, summary)) => {
+                let how = match applied {
+                    ApplyMode::NoReboot => "without a reboot",
+                    ApplyMode::Reboot => "with a reboot",
+                    ApplyMode::Staged => "at its next reboot",
+                    _ => "(mode decided when applied)",
+                };
+                Ok(Diagnostic::warning(
+                    format!("{what}: the config change applies {how}"),
+                    format!("Talos's dry run: {summary}"),
+                ))
+            }
+            Err(e @ (TalosError::Unreachable { .. } | TalosError::Tls { .. })) => {
+                Ok(Diagnostic::warning(
+                    format!("{what}: cannot preview the config change"),
+                    format!("{e}. The apply will try again."),
+                ))
+            }
+            Err(e) => Err(fail(Some(m), "dry run of the config change", e)),
+        }
+    }
+
+    /// Waits until the machine runs (mTLS answers, stage running, ready).
+    pub async fn wait_running(&self, m: &Machine) -> Result<(), Diagnostic> {
+        let c = self.authenticated(m)?;
+        c.wait_for_stage(
+            Stage::Running,
+            true,
+            self.remaining().max(Duration::from_secs(1)),
+            self.ctx.cancel.cancelled(),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| fail(Some(m), "wait for the machine to run", e))
+    }
+
+    /// What the machine looks like, without changing anything. Never fails: an unreachable
+    /// machine is reported as such.
+    pub async fn observe(&self, m: &Machine) -> Observed {
+        let gone = |stage: &str| Observed {
+            stage: stage.to_string(),
+            talos_version: None,
+            config_hash: None,
+        };
+        let Ok(auth) = TalosClient::authenticated(&m.address, self.creds, self.opts()) else {
+            return gone("unknown");
+        };
+        match auth.machine_status().await {
+            Ok(st) => Observed {
+                stage: st.stage.name().to_string(),
+                talos_version: auth.version().await.ok().map(|v| v.tag),
+                config_hash: auth
+                    .machine_config()
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|c| config_hash(&c)),
+            },
+            Err(TalosError::Tls { .. }) => {
+                // A machine back in maintenance mode (reinstalled, reset) answers without mTLS.
+                let Ok(maint) = TalosClient::maintenance(&m.address, self.opts()) else {
+                    return gone("unknown");
+                };
+                match maint.machine_status().await {
+                    Ok(st) => Observed {
+                        stage: st.stage.name().to_string(),
+                        talos_version: maint.version().await.ok().map(|v| v.tag),
+                        config_hash: None,
+                    },
+                    Err(_) => gone("foreign"),
+                }
+            }
+            Err(_) => gone("unreachable"),
+        }
+    }
+
+    /// Bootstraps etcd on `m` (AlreadyExists = done; FailedPrecondition = not yet).
+    pub async fn bootstrap(&self, m: &Machine) -> Result<(), Diagnostic> {
+        let c = self.authenticated(m)?;
+        self.retry(Some(m), "bootstrap etcd", || async {
+            match c.bootstrap().await {
+                Ok(Bootstrap::Bootstrapped | Bootstrap::AlreadyBootstrapped) => Ok(()),
+                Err(e) => Err(classify(m, "bootstrap etcd", e)),
+            }
+        })
+        .await
+    }
+
+    /// etcd members as `first` sees them.
+    pub async fn etcd_members(&self, first: &Machine) -> Result<Vec<EtcdMember>, TalosError> {
+        self.authenticated(first)
+            .map_err(|d| TalosError::Config(d.detail))?
+            .etcd_member_list()
+            .await
+    }
+
+    /// Waits until etcd has every control plane of the configuration (the gate between two
+    /// control planes of a rolling change, and the first health phase).
+    pub async fn wait_etcd(&self, cluster: &Cluster) -> Result<(), Diagnostic> {
+        let Some(first) = cluster.control_planes().next() else {
+            return Ok(());
+        };
+        let want: Vec<&str> = cluster
+            .control_planes()
+            .map(|m| m.hostname.as_str())
+            .collect();
+        self.retry(None, "health check (etcd members)", || async {
+            let members = self
+                .etcd_members(first)
+                .await
+                .map_err(|e| Retry::Again(e.to_string()))?;
+            let missing: Vec<&&str> = want
+                .iter()
+                .filter(|h| !members.iter().any(|m| m.hostname == **h))
+                .collect();
+            if missing.is_empty() {
+                Ok(())
+            } else {
+                Err(Retry::Again(format!(
+                    "etcd has {} member(s); missing control plane(s): {}",
+                    members.len(),
+                    missing
+                        .iter()
+                        .map(|h| h.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )))
+            }
+        })
+        .await
+    }
+
+    /// Health in phases, each naming what is missing: etcd has every control plane, the
+    /// Kubernetes API is ready, every machine registered its Node (Ready too with flannel;
+    /// with cilium Nodes stay NotReady until Cilium runs).
+    pub async fn health(&self, cluster: &Cluster, kubeconfig: &str) -> Result<(), Diagnostic> {
+        self.wait_etcd(cluster).await?;
+        let k = Kubeconfig::parse(kubeconfig).map_err(|e| fail(None, "health check", e))?;
+        let api = K8sClient::new(&k, Duration::from_secs(10))
+            .map_err(|e| fail(None, "health check", e))?;
+        self.retry(None, "health check (Kubernetes API ready)", || async {
+            api.readyz().await.map_err(|e| Retry::Again(e.to_string()))
+        })
+        .await?;
+        let need_ready = cluster.spec.cni == Cni::Flannel;
+        self.retry(None, "health check (Kubernetes nodes)", || async {
+            let nodes = api.nodes().await.map_err(|e| Retry::Again(e.to_string()))?;
+            let missing: Vec<String> = cluster
+                .machines
+                .iter()
+                .filter(|m| {
+                    !nodes
+                        .iter()
+                        .any(|n| n.name == m.hostname && (n.ready || !need_ready))
+                })
+                .map(|m| m.hostname.clone())
+                .collect();
+            if missing.is_empty() {
+                Ok(())
+            } else if need_ready {
+                Err(Retry::Again(format!(
+                    "nodes not registered or not Ready: {}",
+                    missing.join(", ")
+                )))
+            } else {
+                Err(Retry::Again(format!(
+                    "nodes not registered: {}",
+                    missing.join(", ")
+                )))
+            }
+        })
+        .await
+    }
+
+    /// An admin kubeconfig from a control plane (retried: a dropped stream is retried).
+    pub async fn kubeconfig(&self, m: &Machine) -> Result<String, Diagnostic> {
+        let c = self.authenticated(m)?;
+        self.retry(Some(m), "fetch the kubeconfig", || async {
+            c.kubeconfig()
+                .await
+                .map_err(|e| classify(m, "fetch the kubeconfig", e))
+        })
+        .await
+    }
+
+    /// Takes a machine out of the cluster: its Kubernetes Node is deleted and it is reset
+    /// (graceful for control planes: Talos leaves etcd first). An unreachable machine is
+    /// reported, not waited for.
+    pub async fn remove(&self, m: &Machine, kubeconfig: Option<&str>) -> Result<(), Diagnostic> {
+        if let Some(k) = kubeconfig.and_then(|k| Kubeconfig::parse(k).ok())
+            && let Ok(api) = K8sClient::new(&k, Duration::from_secs(10))
+        {
+            api.delete_node(&m.hostname)
+                .await
+                .map_err(|e| fail(Some(m), "delete the Kubernetes node", e))?;
+        }
+        self.reset(m, ResetOptions::default()).await
+    }
+
+    /// Resets a machine back to maintenance mode and waits for it there. A machine already in
+    /// maintenance mode (or gone) is done.
+    pub async fn reset(&self, m: &Machine, opts: ResetOptions) -> Result<(), Diagnostic> {
+        let auth = self.authenticated(m)?;
+        match auth.reset(opts).await {
+            Ok(()) => {}
+            Err(TalosError::Tls { .. } | TalosError::Unreachable { .. }) => return Ok(()),
+            Err(e) => return Err(fail(Some(m), "reset", e)),
+        }
+        let maint = self.maintenance(m)?;
+        maint
+            .wait_for_stage(
+                Stage::Maintenance,
+                false,
+                self.remaining().max(Duration::from_secs(1)),
+                self.ctx.cancel.cancelled(),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| fail(Some(m), "wait for maintenance mode after reset", e))
+    }
+
+    /// Upgrades a machine to `image` and waits until it runs `version`.
+    pub async fn upgrade(&self, m: &Machine, image: &str, version: &str) -> Result<(), Diagnostic> {
+        let c = self.authenticated(m)?;
+        self.retry(Some(m), "upgrade", || async {
+            c.upgrade(image, false)
+                .await
+                .map(|_| ())
+                .map_err(|e| classify(m, "upgrade", e))
+        })
+        .await?;
+        // The machine reboots; wait for it to come back on the new version.
+        self.retry(Some(m), "wait for the upgraded machine", || async {
+            match c.version().await {
+                Ok(v) if v.tag == version => match c.machine_status().await {
+                    Ok(st) if st.stage == Stage::Running && st.ready => Ok(()),
+                    Ok(st) => Err(Retry::Again(format!("stage {}", st.stage))),
+                    Err(e) => Err(Retry::Again(e.to_string())),
+                },
+                Ok(v) => Err(Retry::Again(format!("still on {}", v.tag))),
+                Err(e) => Err(Retry::Again(e.to_string())),
+            }
+        })
+        .await
+    }
+}
+
+/// A step's outcome: try again later, or give up now.
+pub enum Retry {
+    Again(String),
+    Fatal(Diagnostic),
+}
+
+/// Retryable Talos errors (unreachable, not ready) are tried again; the rest fail the step.
+fn classify(m: &Machine, phase: &str, e: TalosError) -> Retry {
+    if e.is_retryable() {
+        return Retry::Again(e.to_string());
+    }
+    Retry::Fatal(fail(Some(m), phase, &e))
+}

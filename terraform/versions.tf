@@ -1,0 +1,6 @@
+terraform {
+  required_version = ">= 1.0"
+  required_providers {
+    infraflux = { source = "infraflux/infraflux" }
+  }
+}
