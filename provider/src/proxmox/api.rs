@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::client::{Client, Params, seg};
 use super::error::Error;
-use super::types::{NodeInfo, StorageItem, Version, VmResource};
+use super::types::{NodeInfo, NodeStorage, StorageItem, Version, VmResource};
 
 /// The default range: `/cluster/nextid` alone is right for it.
 const FULL_RANGE: (u32, u32) = (100, 999_999_999);
@@ -49,6 +49,12 @@ impl Client {
 
     pub async fn nodes(&self) -> Result<Vec<NodeInfo>, Error> {
         self.get("/nodes", Params::new()).await
+    }
+
+    /// The storages one node sees, with their space and content types.
+    pub async fn node_storages(&self, node: &str) -> Result<Vec<NodeStorage>, Error> {
+        self.get(&format!("/nodes/{}/storage", seg(node)), Params::new())
+            .await
     }
 
     /// Volumes on one storage of one node, optionally of one content type (`images`, `iso`,

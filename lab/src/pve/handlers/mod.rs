@@ -2,6 +2,7 @@
 
 mod access;
 mod cluster;
+mod migrate;
 mod nodes;
 mod qemu;
 mod qemu_config;
@@ -84,7 +85,7 @@ pub async fn dispatch(pve: &Arc<Pve>, call: Call) -> Result {
         ("POST", "/nodes/{node}/qemu") => qemu::create(pve, &call),
         ("POST", "/nodes/{node}/qemu/{vmid}/clone") => qemu::clone(pve, &call).await,
         ("DELETE", "/nodes/{node}/qemu/{vmid}") => qemu::destroy(pve, &call),
-        ("POST", "/nodes/{node}/qemu/{vmid}/migrate") => qemu::migrate(pve, &call),
+        ("POST", "/nodes/{node}/qemu/{vmid}/migrate") => migrate::migrate(pve, &call),
         ("POST", "/nodes/{node}/qemu/{vmid}/template") => qemu::template(pve, &call),
         ("GET", "/nodes/{node}/qemu/{vmid}/config") => qemu_config::get(pve, &call),
         ("GET", "/nodes/{node}/qemu/{vmid}/pending") => qemu_config::pending(pve, &call),

@@ -1,4 +1,4 @@
-//! VM lifecycle: list, create, clone, destroy, migrate.
+//! VM lifecycle: list, create, clone, destroy, template (migration: [`super::migrate`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -484,82 +484,6 @@ pub fn destroy(pve: &Arc<Pve>, call: &Call) -> Result {
             st.vms.remove(&vmid);
             pve.emit(VmEvent::Destroyed { vmid });
             Ok(log)
-        },
-    );
-    Ok(json!(upid).into())
-}
-
-pub fn migrate(pve: &Arc<Pve>, call: &Call) -> Result {
-    let node = call.node().to_string();
-    let vmid = call.vmid();
-    let target = call.str("target").unwrap_or_default().to_string();
-    if target == node {
-        return Err(ApiError::param("target", "target is local node."));
-    }
-    {
-        let st = pve.state();
-        let vm = vm_on(&st, &node, vmid)?;
-        if !st.has_node(&target) {
-            return Err(ApiError::internal(format!(
-                "no such cluster node '{target}'"
-            )));
-        }
-        check_lock(vm, false)?;
-        if vm.running && !call.flag("online") {
-            return Err(ApiError::internal(
-                "can't migrate running VM without --online",
-            ));
-        }
-    }
-    let authid = call.who.authid.clone();
-    let id = vmid.to_string();
-    let n2 = node.clone();
-    let upid = pve.spawn_task(
-        TaskMeta {
-            node: &node,
-            kind: "qmigrate",
-            id: &id,
-            authid: &authid,
-        },
-        move |pve| async move {
-            {
-                // The flock is held while `lock: migrate` is set, not during the transfer.
-                let _lock = pve.lock_file(vmid, false).await?;
-                let mut st = pve.state();
-                let vm = st
-                    .vms
-                    .get_mut(&vmid)
-                    .ok_or_else(|| format!("VM {vmid} vanished"))?;
-                if let Some(l) = vm.lock() {
-                    return Err(format!("VM is locked ({l})"));
-                }
-                vm.config.insert("lock".into(), "migrate".into());
-            }
-            tokio::time::sleep(pve.task_duration() * 2).await;
-            let mut st = pve.state();
-            let Some(vm) = st.vms.get(&vmid).cloned() else {
-                return Err(format!("VM {vmid} vanished during migration"));
-            };
-            for (k, v) in &vm.config {
-                if is_disk_key(k) && !v.contains("media=cdrom") {
-                    let volid = drive_volume(v).to_string();
-                    let local = volid
-                        .split_once(':')
-                        .and_then(|(s, _)| st.storage(s))
-                        .is_some_and(|s| !s.shared);
-                    if local && let Some(vol) = st.remove_volume(&n2, &volid) {
-                        let (s, name) = volid.split_once(':').unwrap_or_default();
-                        st.add_volume(&target, s, name, vol);
-                    }
-                }
-            }
-            if let Some(vm) = st.vms.get_mut(&vmid) {
-                vm.node = target.clone();
-                vm.config.remove("lock");
-            }
-            Ok(vec![format!(
-                "migration of VM {vmid} to node '{target}' finished"
-            )])
         },
     );
     Ok(json!(upid).into())

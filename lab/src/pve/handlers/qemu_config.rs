@@ -229,17 +229,79 @@ pub fn normalize_net(value: &str, vmid: u32, idx: u32, salt: u32) -> String {
     out
 }
 
-/// Keys that take effect on a running VM right away (default hotplug: network,disk,usb);
-/// everything else goes to pending until the next start.
-fn hotpluggable(key: &str) -> bool {
+/// Options PVE writes to the config of a running VM at once, whatever `hotplug` says.
+const FAST_PLUG: &[&str] = &[
+    "description",
+    "hookscript",
+    "lock",
+    "migrate_downtime",
+    "migrate_speed",
+    "name",
+    "onboot",
+    "protection",
+    "shares",
+    "startup",
+    "tags",
+    "vmstatestorage",
+];
+
+/// Cloud-init options: live only with the `cloudinit` hotplug feature.
+const CLOUDINIT_KEYS: &[&str] = &[
+    "ciuser",
+    "cipassword",
+    "citype",
+    "ciupgrade",
+    "cicustom",
+    "nameserver",
+    "searchdomain",
+    "sshkeys",
+];
+
+/// The VM's `hotplug` features: default `network,disk,usb`; `0` none; `1` the default.
+pub fn hotplug_features(config: &BTreeMap<String, String>) -> BTreeSet<String> {
+    let default = || ["network", "disk", "usb"].map(str::to_string).into();
+    match config.get("hotplug").map(String::as_str) {
+        None | Some("1") => default(),
+        Some("0") => BTreeSet::new(),
+        Some(v) => split_list(v).map(str::to_string).collect(),
+    }
+}
+
+/// Whether setting (`value` = `Some`) or deleting `key` takes effect on the running VM with
+/// `config` right away, as PVE's `vmconfig_hotplug_pending` decides; otherwise the change
+/// stays pending until the next start.
+pub fn hotpluggable(key: &str, value: Option<&str>, config: &BTreeMap<String, String>) -> bool {
+    if FAST_PLUG.contains(&key) {
+        return true;
+    }
+    let hp = hotplug_features(config);
     let family = key.trim_end_matches(|c: char| c.is_ascii_digit());
-    matches!(
-        key,
-        "name" | "description" | "tags" | "onboot" | "protection" | "startup" | "lock"
-    ) || matches!(
-        family,
-        "net" | "scsi" | "virtio" | "sata" | "usb" | "unused"
-    )
+    let numa = config.get("numa").is_some_and(|n| n == "1");
+    match family {
+        "unused" => true,
+        "net" => hp.contains("network"),
+        "usb" => hp.contains("usb"),
+        // PVE hot-plugs SCSI and VirtIO disks; IDE and SATA only change a CD-ROM's medium.
+        "scsi" | "virtio" => hp.contains("disk"),
+        "ide" | "sata" => {
+            let cdrom = |v: Option<&String>| v.is_some_and(|v| v.contains("media=cdrom"));
+            hp.contains("disk")
+                && cdrom(config.get(key))
+                && value.is_some_and(|v| v.contains("media=cdrom") && !v.contains("cloudinit"))
+        }
+        "ipconfig" => hp.contains("cloudinit"),
+        _ => match key {
+            "memory" => hp.contains("memory") && numa,
+            "vcpus" => hp.contains("cpu"),
+            // Enabling or disabling the balloon device needs a restart; a new target does not.
+            "balloon" => {
+                let on = |v: Option<&str>| v.is_some_and(|v| v != "0");
+                on(config.get("balloon").map(String::as_str)) && on(value)
+            }
+            k if CLOUDINIT_KEYS.contains(&k) => hp.contains("cloudinit"),
+            _ => false,
+        },
+    }
 }
 
 pub fn get(pve: &Arc<Pve>, call: &Call) -> Result {
@@ -407,8 +469,9 @@ fn apply(c: &mut Cluster, node: &str, vmid: u32, ch: &Change) -> std::result::Re
         vm.pending.remove(k);
         vm.pending_delete.remove(k);
     }
+    let before = vm.config.clone();
     for (k, v) in values {
-        if running && !hotpluggable(&k) {
+        if running && !hotpluggable(&k, Some(&v), &before) {
             vm.pending.insert(k.clone(), v);
             vm.pending_delete.remove(&k);
             continue;
@@ -423,7 +486,7 @@ fn apply(c: &mut Cluster, node: &str, vmid: u32, ch: &Change) -> std::result::Re
         vm.config.insert(k, v);
     }
     for k in &ch.delete {
-        if running && !hotpluggable(k) {
+        if running && !hotpluggable(k, None, &before) {
             vm.pending_delete.insert(k.clone());
             vm.pending.remove(k);
             continue;
@@ -516,4 +579,62 @@ pub fn resize(pve: &Arc<Pve>, call: &Call) -> Result {
         },
     );
     Ok(json!(upid).into())
+}
+
+#[cfg(test)]
+mod hotplug_tests {
+    use super::*;
+
+    fn cfg(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn hotplug_follows_the_vm_setting() {
+        let default = cfg(&[("balloon", "1024")]);
+        for k in [
+            "name", "tags", "onboot", "net1", "scsi1", "virtio0", "unused0",
+        ] {
+            assert!(hotpluggable(k, Some("x"), &default), "{k}");
+        }
+        for k in [
+            "cores",
+            "sockets",
+            "cpu",
+            "memory",
+            "bios",
+            "machine",
+            "agent",
+            "ipconfig0",
+        ] {
+            assert!(!hotpluggable(k, Some("x"), &default), "{k}");
+        }
+        assert!(!hotpluggable("sata1", Some("local-lvm:2"), &default));
+        assert!(hotpluggable("balloon", Some("512"), &default));
+        assert!(
+            !hotpluggable("balloon", Some("0"), &default),
+            "disabling the device"
+        );
+        let none = cfg(&[("hotplug", "0")]);
+        assert!(!hotpluggable("net1", Some("x"), &none));
+        assert!(
+            hotpluggable("tags", Some("x"), &none),
+            "fast-plug options ignore hotplug"
+        );
+        let all = cfg(&[
+            ("hotplug", "network,disk,usb,memory,cpu,cloudinit"),
+            ("numa", "1"),
+        ]);
+        assert!(hotpluggable("memory", Some("4096"), &all));
+        assert!(hotpluggable("vcpus", Some("2"), &all));
+        assert!(hotpluggable("ipconfig0", Some("ip=dhcp"), &all));
+        let no_numa = cfg(&[("hotplug", "memory")]);
+        assert!(
+            !hotpluggable("memory", Some("4096"), &no_numa),
+            "memory hotplug needs NUMA"
+        );
+    }
 }

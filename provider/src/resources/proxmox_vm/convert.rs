@@ -359,6 +359,13 @@ pub fn state_from_pve(
             Value::from(c.get_str("scsihw").unwrap_or_else(|| "lsi".into())),
         ),
         (
+            "reboot_after_update",
+            shape.map_or(Value::from(true), |s| match s.attr("reboot_after_update") {
+                Value::Bool(b) => Value::from(*b),
+                _ => Value::from(true),
+            }),
+        ),
+        (
             "allow_disk_removal",
             shape.map_or(Value::from(false), |s| match s.attr("allow_disk_removal") {
                 Value::Bool(b) => Value::from(*b),

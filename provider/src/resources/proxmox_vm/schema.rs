@@ -247,8 +247,7 @@ pub fn schema() -> Schema {
                 Attribute::string("node")
                     .required()
                     .validate(string_length(1, 64))
-                    .plan_modifier(requires_replace())
-                    .description("Node the VM is created on. Changing it replaces the VM (migration comes later)."),
+                    .description("Node the VM lives on. Changing it migrates the VM there (online when it runs, local disks copied along), in place: same VM id, no replacement. A VM that HA or someone else moved is not moved back: `current_node` follows it."),
             )
             .attr(
                 Attribute::number("vm_id")
@@ -336,6 +335,11 @@ pub fn schema() -> Schema {
                     .computed()
                     .validate(one_of(SCSI_HARDWARE))
                     .description("SCSI controller (`scsihw`): `virtio-scsi-single` for Talos. Proxmox VE's default: `lsi`."),
+            )
+            .attr(
+                Attribute::bool("reboot_after_update")
+                    .default(true)
+                    .description("Reboot a running VM when a change can only take effect at its next start (Proxmox VE keeps it pending: `cpu`, `bios`, `machine`, … or what the VM's `hotplug` setting excludes). Changes Proxmox VE applies live (tags, name, NICs and disks with the default `hotplug`) never reboot. With `false` the changes stay pending and the apply warns, naming them. Default `true`."),
             )
             .attr(
                 Attribute::bool("allow_disk_removal")
