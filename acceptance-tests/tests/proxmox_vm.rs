@@ -712,3 +712,121 @@ both_terraforms!(pending_changes_and_reboot_after_update, |tf: &Tf| {
     w.destroy();
     lab.assert_only_templates_left();
 });
+
+/// A UEFI VM installed from an ISO: EFI vars, TPM, CD-ROM, pool, NIC MTU.
+fn uefi_vm(pool: &str, iso: &str, mtu: u32, efi_type: &str) -> String {
+    format!(
+        r#"resource "infraflux_proxmox_vm" "uefi" {{
+  node    = "pve1"
+  name    = "uefi-1"
+  pool    = "{pool}"
+  bios    = "ovmf"
+  machine = "q35"
+  efi_disk {{
+    storage = "local-lvm"
+    type    = "{efi_type}"
+  }}
+  tpm_state {{
+    storage = "local-lvm"
+  }}
+  cdrom {{
+    file_id = "{iso}"
+  }}
+  disk "scsi0" {{
+    storage = "local-lvm"
+    size_gb = 8
+  }}
+  network "net0" {{
+    bridge = "vmbr0"
+    mtu    = {mtu}
+  }}
+}}
+"#
+    )
+}
+
+both_terraforms!(efi_tpm_cdrom_pool_mtu_round_trip, |tf: &Tf| {
+    let lab = Lab::up();
+    let iso = "local:iso/talos-metal-amd64.iso";
+    let hcl = |pool: &str, iso: &str, mtu: u32, efi: &str| {
+        format!("{}{}", lab.provider(None), uefi_vm(pool, iso, mtu, efi))
+    };
+    let w = Work::new(tf);
+    w.config(&hcl("infraflux", iso, 1450, "4m"));
+    w.init();
+    w.apply();
+    w.assert_plan_empty();
+    let r = w.resource("infraflux_proxmox_vm.uefi");
+    let vmid = r["vm_id"].as_i64().expect("vm_id");
+    assert_eq!(r["pool"], "infraflux");
+    assert_eq!(r["efi_disk"]["type"], "4m");
+    assert_eq!(r["efi_disk"]["pre_enrolled_keys"], false);
+    assert_eq!(r["tpm_state"]["version"], "v2.0");
+    assert_eq!(r["cdrom"]["interface"], "ide3");
+    assert_eq!(r["network"]["net0"]["mtu"], 1450);
+    let vm = lab.vm(vmid);
+    assert_eq!(vm["status"], "running");
+    let efi = effective(&vm, "efidisk0");
+    for opt in ["efitype=4m", "pre-enrolled-keys=0", "size=528K"] {
+        assert!(efi.contains(opt), "{efi}");
+    }
+    let tpm = effective(&vm, "tpmstate0");
+    assert!(
+        tpm.contains("version=v2.0") && tpm.contains("size=4M"),
+        "{tpm}"
+    );
+    assert_eq!(effective(&vm, "ide3"), format!("{iso},media=cdrom"));
+    assert_eq!(
+        effective(&vm, "boot"),
+        "order=ide3;scsi0",
+        "boots the ISO first"
+    );
+    assert!(effective(&vm, "net0").contains("mtu=1450"), "{vm:#}");
+
+    // In place, live: another pool, the CD-ROM ejected, another MTU.
+    w.config(&hcl("lab", "none", 9000, "4m"));
+    w.apply();
+    w.assert_plan_empty();
+    let r = w.resource("infraflux_proxmox_vm.uefi");
+    assert_eq!(r["vm_id"], vmid);
+    assert_eq!(r["pool"], "lab");
+    assert_eq!(r["cdrom"]["file_id"], "none");
+    let vm = lab.vm(vmid);
+    assert_eq!(effective(&vm, "ide3"), "none,media=cdrom");
+    assert!(effective(&vm, "net0").contains("mtu=9000"), "{vm:#}");
+
+    // The EFI vars format cannot be converted: a plan-time error at the attribute.
+    w.config(&hcl("lab", "none", 9000, "2m"));
+    let o = w.fails(&["plan", "-no-color", "-input=false"]);
+    assert!(o.text().contains("efi_disk.type"), "{}", o.all());
+    assert!(o.text().contains("cannot convert it"), "{}", o.all());
+
+    // Import: one apply adopts the blocks without touching Proxmox VE.
+    let w2 = Work::new(tf);
+    w2.config(&hcl("lab", "none", 9000, "4m"));
+    w2.init();
+    w2.ok(&[
+        "import",
+        "-no-color",
+        "-input=false",
+        "infraflux_proxmox_vm.uefi",
+        &format!("pve1/{vmid}"),
+    ]);
+    let digest = w2.resource("infraflux_proxmox_vm.uefi")["config_digest"].clone();
+    w2.apply();
+    let r2 = w2.resource("infraflux_proxmox_vm.uefi");
+    assert_eq!(
+        r2["config_digest"], digest,
+        "adopting changed nothing in PVE"
+    );
+    assert_eq!(r2["efi_disk"]["storage"], "local-lvm");
+    assert_eq!(r2["tpm_state"]["version"], "v2.0");
+    assert_eq!(r2["pool"], "lab");
+    w2.assert_plan_empty();
+
+    w2.destroy();
+    // Gone: the first state plans a create, which needs a bootable ISO in the configuration.
+    w.config(&hcl("lab", iso, 9000, "4m"));
+    w.destroy();
+    lab.assert_only_templates_left();
+});

@@ -57,6 +57,18 @@ impl Client {
             .await
     }
 
+    /// Put a VM into `pool`, moving it out of the pool it is in (`allow-move`, PVE 8.2+).
+    pub async fn set_vm_pool(&self, pool: &str, vmid: u32) -> Result<(), Error> {
+        let _: Value = self
+            .put(
+                &format!("/pools/{}", seg(pool)),
+                Params::new().set("vms", vmid).flag("allow-move", true),
+            )
+            .await?;
+        self.invalidate_vm_resources().await;
+        Ok(())
+    }
+
     /// Volumes on one storage of one node, optionally of one content type (`images`, `iso`,
     /// `import`, …).
     pub async fn storage_content(

@@ -57,6 +57,9 @@ pub struct VmResource {
     pub lock: Option<String>,
     #[serde(default, deserialize_with = "de_tags")]
     pub tags: Vec<String>,
+    /// Resource pool, when the VM is in one.
+    #[serde(default)]
+    pub pool: Option<String>,
     #[serde(default, deserialize_with = "de_u64")]
     pub maxmem: u64,
     #[serde(default, deserialize_with = "de_u64")]

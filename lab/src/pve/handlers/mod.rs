@@ -4,6 +4,7 @@ mod access;
 mod cluster;
 mod migrate;
 mod nodes;
+mod pools;
 mod qemu;
 mod qemu_config;
 mod qemu_status;
@@ -77,6 +78,10 @@ pub async fn dispatch(pve: &Arc<Pve>, call: Call) -> Result {
         ("GET", "/cluster/status") => cluster::status(pve, &call),
         ("GET", "/storage") => cluster::storage_config(pve, &call),
         ("GET", "/nodes/{node}/network") => nodes::network(pve, &call),
+        ("GET", "/pools") => pools::list(pve, &call),
+        ("POST", "/pools") => pools::create(pve, &call),
+        ("GET", "/pools/{poolid}") => pools::get(pve, &call),
+        ("PUT", "/pools") | ("PUT", "/pools/{poolid}") => pools::update(pve, &call),
         ("GET", "/nodes") => nodes::list(pve, &call),
         ("GET", "/nodes/{node}/status") => nodes::status(pve, &call),
         ("GET", "/nodes/{node}/storage") => nodes::storage_list(pve, &call),

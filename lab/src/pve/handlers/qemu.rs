@@ -101,14 +101,21 @@ pub fn create(pve: &Arc<Pve>, call: &Call) -> Result {
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     check_config_privileges(&call.who, vmid, &config, &[])?;
+    let pool = call.str("pool").map(str::to_string);
+    if let Some(p) = &pool {
+        require(&call.who, &format!("/pool/{p}"), "VM.Allocate")?;
+    }
     let mut plans = BTreeMap::new();
     {
         let st = pve.state();
+        if let Some(p) = &pool {
+            st.check_pool(p).map_err(ApiError::internal)?;
+        }
         check_vmid_unused(&st, vmid)
             .map_err(|e| ApiError::internal(format!("unable to create VM {vmid} - {e}")))?;
         for (k, v) in &config {
             if is_disk_key(k) && !k.starts_with("unused") {
-                let p = plan_drive(&st, &node, v).map_err(|e| ApiError::param(k, e))?;
+                let p = plan_drive(&st, &node, k, v).map_err(|e| ApiError::param(k, e))?;
                 plans.insert(k.clone(), p);
             }
         }
@@ -176,6 +183,9 @@ pub fn create(pve: &Arc<Pve>, call: &Call) -> Result {
             } else {
                 return Err(format!("VM {vmid} vanished during create"));
             }
+            if let Some(p) = pool.as_deref().and_then(|p| st.pools.get_mut(p)) {
+                p.vms.insert(vmid);
+            }
             if start {
                 start_vm(&pve, &mut st, vmid);
             }
@@ -193,6 +203,11 @@ pub async fn clone(pve: &Arc<Pve>, call: &Call) -> Result {
     let storage = call.str("storage").map(str::to_string);
     // PVE's early checks, run before the worker forks; they run again under the locks.
     let full = load_and_check(pve, call, &node, &target, storage.as_deref())?;
+    let pool = call.str("pool").map(str::to_string);
+    if let Some(p) = &pool {
+        require(&call.who, &format!("/pool/{p}"), "VM.Allocate")?;
+        pve.state().check_pool(p).map_err(ApiError::internal)?;
+    }
     let running = pve.state().vms.get(&vmid).is_some_and(|v| v.running);
     let shared_lock = !running && !pve.timing.exclusive_clone_lock;
     let name = call.str("name").map(str::to_string);
@@ -312,6 +327,9 @@ pub async fn clone(pve: &Arc<Pve>, call: &Call) -> Result {
                     vm.node = target.clone();
                 }
                 None => return Err(format!("VM {newid} vanished during clone")),
+            }
+            if let Some(p) = pool.as_deref().and_then(|p| st.pools.get_mut(p)) {
+                p.vms.insert(newid);
             }
             Ok(log)
         },
@@ -482,6 +500,9 @@ pub fn destroy(pve: &Arc<Pve>, call: &Call) -> Result {
                 }
             }
             st.vms.remove(&vmid);
+            for p in st.pools.values_mut() {
+                p.vms.remove(&vmid);
+            }
             pve.emit(VmEvent::Destroyed { vmid });
             Ok(log)
         },

@@ -56,7 +56,22 @@ fn is_alloc_size(s: &str) -> Option<f64> {
 }
 
 /// Check a drive value against the cluster and decide what to allocate.
-pub fn plan_drive(c: &Cluster, node: &str, value: &str) -> std::result::Result<DrivePlan, String> {
+/// Size of a new EFI vars or TPM state volume: PVE ignores the requested size and allocates
+/// what the OVMF vars template (`efitype`) or swtpm needs.
+fn special_size(key: &str, opts: &[String]) -> Option<u64> {
+    if key.starts_with("efidisk") {
+        let four = opts.iter().any(|o| o == "efitype=4m");
+        return Some(if four { 540_672 } else { 131_072 });
+    }
+    key.starts_with("tpmstate").then_some(4 << 20)
+}
+
+pub fn plan_drive(
+    c: &Cluster,
+    node: &str,
+    key: &str,
+    value: &str,
+) -> std::result::Result<DrivePlan, String> {
     let mut parts = value.split(',');
     let first = parts.next().unwrap_or_default();
     let vol = first.strip_prefix("file=").unwrap_or(first);
@@ -102,9 +117,10 @@ pub fn plan_drive(c: &Cluster, node: &str, value: &str) -> std::result::Result<D
                 opts,
             });
         }
+        let size = special_size(key, &opts).unwrap_or((gib * (1u64 << 30) as f64) as u64);
         return Ok(DrivePlan::Alloc {
             storage: storage.into(),
-            size: (gib * (1u64 << 30) as f64) as u64,
+            size,
             opts,
         });
     }
@@ -405,7 +421,7 @@ pub async fn update(pve: &Arc<Pve>, call: &Call, asynchronous: bool) -> Result {
         check_lock(vm, call.flag("skiplock"))?;
         for (k, v) in &set {
             if is_disk_key(k) && !k.starts_with("unused") {
-                let p = plan_drive(&st, &node, v).map_err(|e| ApiError::param(k, e))?;
+                let p = plan_drive(&st, &node, k, v).map_err(|e| ApiError::param(k, e))?;
                 plans.insert(k.clone(), p);
             }
         }

@@ -311,7 +311,7 @@ impl ProxmoxVm {
             description: None,
             full: clone.attr("full").as_bool(),
             storage: clone.attr("storage").as_str().map(str::to_owned),
-            pool: None,
+            pool: planned.attr("pool").as_str().map(str::to_owned),
         };
         // Not cancellable: a clone abandoned half-way would be a VM nobody knows of. It is
         // bounded by the create timeout instead; a clone still running then is kept in
@@ -359,7 +359,18 @@ impl ProxmoxVm {
                     .map(|(k, _)| k.clone())
             })
             .unwrap_or_else(|| "scsi0".into());
-        let params = ch.set.set("boot", format!("order={boot}"));
+        let from_iso = !planned
+            .attr("disk")
+            .as_map()
+            .is_some_and(|m| m.values().any(|d| !d.attr("import_from").is_null()));
+        let order = match planned.attr("cdrom").attr("interface").as_str() {
+            Some(cd) if from_iso => format!("order={cd};{boot}"),
+            _ => format!("order={boot}"),
+        };
+        let params = ch
+            .set
+            .set("boot", order)
+            .opt("pool", planned.attr("pool").as_str());
         let storage = planned
             .attr("disk")
             .as_map()
@@ -837,7 +848,9 @@ fn config_key_path<'a>(mut keys: impl Iterator<Item = &'a String>) -> Option<Att
         "onboot" => AttributePath::attr("on_boot"),
         "tags" | "name" | "description" => AttributePath::attr(k.as_str()),
         n if n.starts_with("net") => AttributePath::attr("network").push_key(n),
-        "bios" | "machine" => AttributePath::attr(k.as_str()),
+        "bios" | "machine" | "pool" => AttributePath::attr(k.as_str()),
+        "efidisk0" => AttributePath::attr("efi_disk"),
+        "tpmstate0" => AttributePath::attr("tpm_state"),
         "scsihw" => AttributePath::attr("scsi_hardware"),
         "agent" => AttributePath::attr("agent"),
         "nameserver" | "searchdomain" => AttributePath::attr("initialization").push_attr("dns"),
@@ -864,13 +877,19 @@ fn check_boot_source(config: &Value, diags: &mut Diagnostics) -> bool {
                 .collect()
         })
         .unwrap_or_default();
+    let iso = config
+        .attr("cdrom")
+        .attr("file_id")
+        .as_str()
+        .is_some_and(|f| f != "none");
     match (clone, imports.as_slice()) {
         (true, []) | (false, [_]) => true,
+        (false, []) if iso => true,
         (false, []) => {
             diags.push(
                 Diagnostic::error(
                     "A boot source is needed",
-                    "infraflux_proxmox_vm creates a VM either by cloning (`clone { source_vm_id = <template id> }`) or from a disk image (`disk \"scsi0\" { storage = \"local-lvm\", import_from = \"local:import/talos-nocloud-amd64.raw\" }`): set exactly one. (Import an existing VM with `terraform import … node/vm_id`.)",
+                    "infraflux_proxmox_vm creates a VM by cloning (`clone { source_vm_id = <template id> }`), from a disk image (`disk \"scsi0\" { storage = \"local-lvm\", import_from = \"local:import/talos-nocloud-amd64.raw\" }`) or booting an ISO (`cdrom { file_id = \"local:iso/talos-metal-amd64.iso\" }` with an empty `disk`): set exactly one. (Import an existing VM with `terraform import … node/vm_id`.)",
                 )
                 .at(AttributePath::attr("clone")),
             );
@@ -973,6 +992,86 @@ fn check_disks(config: &Value, prior: &Value, creating: bool, diags: &mut Diagno
     }
 }
 
+/// EFI vars and TPM state cannot be converted in place; a CD-ROM needs a free drive slot.
+fn check_firmware_and_cdrom(
+    config: &Value,
+    prior: &Value,
+    creating: bool,
+    diags: &mut Diagnostics,
+) {
+    for (block, attrs) in [
+        ("efi_disk", &["storage", "type", "pre_enrolled_keys"][..]),
+        ("tpm_state", &["storage", "version"][..]),
+    ] {
+        let (want, have) = (config.attr(block), prior.attr(block));
+        if creating || want.is_null() || have.is_null() {
+            continue;
+        }
+        for a in attrs {
+            let (w, h) = (want.attr(a), have.attr(a));
+            if w.is_wholly_known() && !w.is_null() && !w.equals(h) {
+                let h = match h {
+                    Value::String(s) => format!("{s:?}"),
+                    Value::Bool(b) => b.to_string(),
+                    _ => "another value".into(),
+                };
+                diags.push(
+                    Diagnostic::error(
+                        format!("{block} cannot change"),
+                        format!("{block}.{a}: the VM has {h}; Proxmox VE cannot convert it in place. Set it back, or remove the {block} block (its contents are lost), apply, and add it again."),
+                    )
+                    .at(AttributePath::attr(block).push_attr(*a)),
+                );
+            }
+        }
+    }
+    let Some(iface) = config.attr("cdrom").attr("interface").as_str() else {
+        return;
+    };
+    let (family, n) = iface.split_at(
+        iface
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(iface.len()),
+    );
+    let n: Option<u32> = n.parse().ok();
+    let ok = match (family, n) {
+        ("ide", Some(n)) => n <= 3,
+        ("sata", Some(n)) => n <= 5,
+        ("scsi", Some(n)) => n <= 30,
+        _ => false,
+    };
+    let at = AttributePath::attr("cdrom").push_attr("interface");
+    if !ok {
+        diags.push(
+            Diagnostic::error(
+                "Invalid CD-ROM interface",
+                format!("cdrom.interface: {iface:?} is not a drive slot; use ide0…ide3, sata0…sata5 or scsi0…scsi30 (default ide3)."),
+            )
+            .at(at),
+        );
+    } else if iface == "ide2" && !config.attr("initialization").is_null() {
+        diags.push(
+            Diagnostic::error(
+                "CD-ROM slot taken",
+                "cdrom.interface: ide2 holds the cloud-init drive of `initialization`; use ide3 (the default) or another free slot.",
+            )
+            .at(at),
+        );
+    } else if config
+        .attr("disk")
+        .as_map()
+        .is_some_and(|m| m.contains_key(iface))
+    {
+        diags.push(
+            Diagnostic::error(
+                "CD-ROM slot taken",
+                format!("cdrom.interface: {iface} is also a `disk` slot; pick a free one."),
+            )
+            .at(at),
+        );
+    }
+}
+
 /// `ip_config` slots are `ipconfigN`; addresses are `dhcp` or IPv4 CIDR; a gateway needs a
 /// static address.
 fn check_ip_config(config: &Value, diags: &mut Diagnostics) {
@@ -1039,7 +1138,15 @@ fn check_ip_config(config: &Value, diags: &mut Diagnostics) {
 fn plan_blocks(config: &Value, prior: &Value, planned: &mut Value) {
     // A block left out of the configuration is not managed: never plan it (Terraform may
     // propose the prior one, e.g. after an import).
-    for b in ["initialization", "agent"] {
+    for b in [
+        "cpu",
+        "memory",
+        "initialization",
+        "agent",
+        "efi_disk",
+        "tpm_state",
+        "cdrom",
+    ] {
         if config.attr(b).is_null() {
             planned.set_attr(b, Value::Null);
         }
@@ -1120,6 +1227,7 @@ impl Resource for ProxmoxVm {
         }
         check_disks(req.config, prior, creating, &mut resp.diags);
         check_ip_config(req.config, &mut resp.diags);
+        check_firmware_and_cdrom(req.config, prior, creating, &mut resp.diags);
         if resp.diags.has_errors() {
             return;
         }
@@ -1183,6 +1291,7 @@ impl Resource for ProxmoxVm {
             "name",
             "description",
             "tags",
+            "pool",
             "on_boot",
             "bios",
             "machine",
@@ -1440,6 +1549,14 @@ impl Resource for ProxmoxVm {
             }
             let changed =
                 Self::apply_config(&client, &slot, &at, vmid, &planned, &prior, deadline).await?;
+            if let Some(pool) = planned.attr("pool").as_str()
+                && read.resource.pool.as_deref() != Some(pool)
+            {
+                client.set_vm_pool(pool, vmid).await.map_err(|e| {
+                    api_error(format!("Cannot move VM {vmid} to pool {pool}"), &e)
+                        .at(AttributePath::attr("pool"))
+                })?;
+            }
             Self::converge_power(&client, &at, vmid, started, deadline).await?;
             let mut diags = Diagnostics::new();
             if started {
