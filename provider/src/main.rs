@@ -1,6 +1,7 @@
 //! `terraform-provider-infraflux`: Proxmox VE VMs → Talos Linux → Cilium → Argo CD, from HCL.
 
 mod config;
+mod data_sources;
 mod provider;
 // The Proxmox VE client; infraflux_proxmox_vm uses it, disks/migration/create_vm wait for later slices.
 #[allow(dead_code)]

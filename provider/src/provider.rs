@@ -3,7 +3,7 @@
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
-use tfplugin::{Ctx, Diagnostics, Provider, Resource, Schema, Value};
+use tfplugin::{Ctx, DataSource, Diagnostics, Provider, Resource, Schema, Value};
 
 use crate::config::{self, ProxmoxSettings};
 
@@ -45,5 +45,9 @@ impl Provider for InfraFlux {
 
     fn resources(&self) -> Vec<Arc<dyn Resource>> {
         crate::resources::all(&self.shared)
+    }
+
+    fn data_sources(&self) -> Vec<Arc<dyn DataSource>> {
+        crate::data_sources::all(&self.shared)
     }
 }
