@@ -644,16 +644,22 @@ both_terraforms!(pending_changes_and_reboot_after_update, |tf: &Tf| {
     let w = Work::new(tf);
     let hcl = |reboot: bool, cores: u32, memory: u32, extra: &str| {
         format!(
-            "{}resource \"infraflux_proxmox_vm\" \"vm\" {{\n  node                = \"pve1\"\n  reboot_after_update = {reboot}\n  clone {{\n    source_vm_id = 9000\n  }}\n  cpu {{\n    cores = {cores}\n  }}\n  memory {{\n    dedicated_mb = {memory}\n  }}\n  network \"net0\" {{\n    bridge = \"vmbr0\"\n  }}\n{extra}}}\n",
+            "{}resource \"infraflux_proxmox_vm\" \"vm\" {{\n  node                = \"pve1\"\n  reboot_after_update = {reboot}\n  clone {{\n    source_vm_id = 9000\n  }}\n  cpu {{\n    cores = {cores}\n  }}\n  memory {{\n    dedicated_mb = {memory}\n  }}\n  network \"net0\" {{\n    bridge = \"vmbr0\"\n  }}\n  agent {{\n    wait_for_ip = true\n  }}\n{extra}}}\n",
             lab.provider(None)
         )
     };
     w.config(&hcl(false, 2, 2048, ""));
     w.init();
     w.apply();
-    let vmid = w.resource("infraflux_proxmox_vm.vm")["vm_id"]
-        .as_i64()
-        .expect("vm_id");
+    let r = w.resource("infraflux_proxmox_vm.vm");
+    let vmid = r["vm_id"].as_i64().expect("vm_id");
+    assert_eq!(r["agent"]["wait_for_ip"], true);
+    assert_eq!(
+        r["ipv4_addresses"].as_array().map(Vec::len),
+        Some(1),
+        "{r:#}"
+    );
+    w.assert_plan_empty();
     let power = lab.power_tasks();
 
     // Cores on a running VM wait for a restart: not allowed to reboot, so a warning names them.

@@ -360,6 +360,10 @@ pub fn state_from_pve(
                 "timeout",
                 shape.map_or(Value::Null, |s| s.attr("agent").attr("timeout").clone()),
             ),
+            (
+                "wait_for_ip",
+                shape.map_or(Value::Null, |s| s.attr("agent").attr("wait_for_ip").clone()),
+            ),
         ])
     } else {
         Value::Null

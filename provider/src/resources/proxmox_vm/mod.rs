@@ -429,7 +429,12 @@ impl ProxmoxVm {
         started: bool,
     ) -> Option<Vec<String>> {
         let agent = planned.attr("agent");
-        let secs = agent.attr("timeout").as_i64().unwrap_or(0);
+        let wait_for_ip = agent.attr("wait_for_ip").as_bool() == Some(true);
+        let secs = match agent.attr("timeout").as_i64() {
+            Some(s) if s > 0 => s,
+            _ if wait_for_ip => 300,
+            _ => 0,
+        };
         let statics = planned
             .attr("initialization")
             .attr("ip_config")

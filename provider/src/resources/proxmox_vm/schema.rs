@@ -237,7 +237,14 @@ pub fn schema() -> Schema {
                 .optional()
                 .validate(int_between(0, 3600))
                 .description(
-                    "Seconds a create waits for the agent to report an IPv4 address when no static `ipv4_address` is set. Default 0: never wait (later refreshes pick the address up).",
+                    "Seconds a create waits for the agent to report an IPv4 address when no static `ipv4_address` is set. Default 0 (300 with `wait_for_ip`): never wait (later refreshes pick the address up).",
+                ),
+        )
+        .attr(
+            Attribute::bool("wait_for_ip")
+                .optional()
+                .description(
+                    "Make a create wait (up to `timeout`, default 300 s) until the agent reports an IPv4 address, when no static `ipv4_address` is set, so `ipv4_addresses` is known right after the apply. Refreshes never wait.",
                 ),
         );
     let efi_disk = Block::new()
