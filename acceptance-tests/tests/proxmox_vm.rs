@@ -541,3 +541,298 @@ both_terraforms!(image_disks_cloud_init_import_destroy, |tf: &Tf| {
     w.destroy();
     lab.assert_only_templates_left();
 });
+
+/// The `qmigrate` tasks the lab ran so far.
+fn migrations(lab: &Lab) -> Vec<serde_json::Value> {
+    lab.control("GET", "/state", None)["tasks"]
+        .as_array()
+        .map(|ts| {
+            ts.iter()
+                .filter(|t| t["type"] == "qmigrate")
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+both_terraforms!(node_change_migrates_in_place, |tf: &Tf| {
+    let lab = Lab::up();
+    let w = Work::new(tf);
+    // A running full clone on local-lvm, and a stopped linked clone of the template.
+    let hcl = |node: &str, linked_node: &str| {
+        format!(
+            "{}resource \"infraflux_proxmox_vm\" \"vm\" {{\n  node = \"{node}\"\n  clone {{\n    source_vm_id = 9000\n  }}\n}}\n\nresource \"infraflux_proxmox_vm\" \"linked\" {{\n  node    = \"{linked_node}\"\n  started = false\n  clone {{\n    source_vm_id = 9000\n    full         = false\n  }}\n}}\n",
+            lab.provider(None)
+        )
+    };
+    w.config(&hcl("pve1", "pve1"));
+    w.init();
+    w.apply();
+    let r = w.resource("infraflux_proxmox_vm.vm");
+    let vmid = r["vm_id"].as_i64().expect("vm_id");
+    let disk = effective(&lab.vm(vmid), "scsi0");
+
+    // Another node: an in-place update, not a replacement.
+    w.config(&hcl("pve2", "pve1"));
+    let (code, o) = w.plan_code();
+    assert_eq!(code, 2, "{}", o.stdout);
+    assert!(
+        o.stdout
+            .contains("infraflux_proxmox_vm.vm will be updated in-place"),
+        "{}",
+        o.stdout
+    );
+    assert!(!o.stdout.contains("must be replaced"), "{}", o.stdout);
+    w.apply();
+    let vm = lab.vm(vmid);
+    assert_eq!(vm["node"], "pve2", "{vm:#}");
+    assert_eq!(vm["status"], "running", "migrated online");
+    assert!(vm["lock"].is_null(), "{vm:#}");
+    assert_eq!(effective(&vm, "scsi0"), disk, "the local disk came along");
+    let m = migrations(&lab);
+    assert_eq!(m.len(), 1, "{m:#?}");
+    assert_eq!(m[0]["node"], "pve1", "the task runs on the source node");
+    assert_eq!(m[0]["exitstatus"], "OK", "{m:#?}");
+    let r = w.resource("infraflux_proxmox_vm.vm");
+    assert_eq!(r["vm_id"], vmid, "same VM id");
+    assert_eq!(r["node"], "pve2");
+    assert_eq!(r["current_node"], "pve2");
+    assert_eq!(r["id"], format!("pve2/{vmid}"));
+    assert_eq!(r["clone"]["source_node"], "pve1", "where it was cloned");
+    assert_eq!(lab.guests().len(), 2, "no second VM");
+    w.assert_plan_empty();
+
+    // A linked clone of a template on local storage cannot move: PVE's reason, at `node`.
+    let linked = w.resource("infraflux_proxmox_vm.linked")["vm_id"]
+        .as_i64()
+        .expect("vm_id");
+    w.config(&hcl("pve2", "pve3"));
+    let o = w.apply_fails();
+    let text = o.text();
+    assert!(
+        text.contains(&format!(
+            "Cannot migrate VM {linked} from node pve1 to pve3"
+        )),
+        "{}",
+        o.all()
+    );
+    assert!(
+        text.contains("as it's a clone of 'base-9000-disk-0'"),
+        "{}",
+        o.all()
+    );
+    assert!(
+        text.contains("node = \"pve3\""),
+        "the error shows the attribute: {}",
+        o.all()
+    );
+    let lvm = lab.vm(linked);
+    assert_eq!(lvm["node"], "pve1");
+    assert!(
+        lvm["lock"].is_null(),
+        "the failed migration left no lock: {lvm:#}"
+    );
+    w.config(&hcl("pve2", "pve1"));
+    w.assert_plan_empty();
+
+    w.destroy();
+    lab.assert_only_templates_left();
+});
+
+both_terraforms!(pending_changes_and_reboot_after_update, |tf: &Tf| {
+    let lab = Lab::up();
+    let w = Work::new(tf);
+    let hcl = |reboot: bool, cores: u32, memory: u32, extra: &str| {
+        format!(
+            "{}resource \"infraflux_proxmox_vm\" \"vm\" {{\n  node                = \"pve1\"\n  reboot_after_update = {reboot}\n  clone {{\n    source_vm_id = 9000\n  }}\n  cpu {{\n    cores = {cores}\n  }}\n  memory {{\n    dedicated_mb = {memory}\n  }}\n  network \"net0\" {{\n    bridge = \"vmbr0\"\n  }}\n  agent {{\n    wait_for_ip = true\n  }}\n{extra}}}\n",
+            lab.provider(None)
+        )
+    };
+    w.config(&hcl(false, 2, 2048, ""));
+    w.init();
+    w.apply();
+    let r = w.resource("infraflux_proxmox_vm.vm");
+    let vmid = r["vm_id"].as_i64().expect("vm_id");
+    assert_eq!(r["agent"]["wait_for_ip"], true);
+    assert_eq!(
+        r["ipv4_addresses"].as_array().map(Vec::len),
+        Some(1),
+        "{r:#}"
+    );
+    w.assert_plan_empty();
+    let power = lab.power_tasks();
+
+    // Cores on a running VM wait for a restart: not allowed to reboot, so a warning names them.
+    w.config(&hcl(false, 4, 2048, ""));
+    let o = w.apply();
+    let text = o.text();
+    assert!(
+        text.contains(&format!("VM {vmid} needs a reboot")),
+        "{}",
+        o.all()
+    );
+    assert!(text.contains("cores"), "{}", o.all());
+    assert_eq!(lab.power_tasks(), power, "no reboot");
+    let vm = lab.vm(vmid);
+    assert_eq!(vm["pending"]["cores"], "4", "{vm:#}");
+    assert_eq!(vm["config"]["cores"], "2", "{vm:#}");
+    w.assert_plan_empty();
+
+    // Allowing reboots applies what was left pending.
+    w.config(&hcl(true, 4, 2048, ""));
+    let o = w.apply();
+    assert!(!o.text().contains("needs a reboot"), "{}", o.all());
+    assert_eq!(lab.power_tasks(), power + 1, "one reboot");
+    let vm = lab.vm(vmid);
+    assert_eq!(vm["config"]["cores"], "4", "{vm:#}");
+    assert_eq!(vm["pending"], json!({}), "{vm:#}");
+    assert_eq!(vm["status"], "running");
+    w.assert_plan_empty();
+
+    // Tags and a new NIC apply live (the default hotplug): no reboot.
+    w.config(&hcl(
+        true,
+        4,
+        2048,
+        "  tags = [\"live\"]\n  network \"net1\" {\n    bridge = \"vmbr0\"\n  }\n",
+    ));
+    w.apply();
+    assert_eq!(lab.power_tasks(), power + 1, "live changes never reboot");
+    let vm = lab.vm(vmid);
+    assert!(vm["config"]["net1"].is_string(), "{vm:#}");
+    assert_eq!(vm["pending"], json!({}), "{vm:#}");
+    w.assert_plan_empty();
+
+    // Memory (not hot-pluggable without NUMA and `hotplug` memory) reboots.
+    w.config(&hcl(
+        true,
+        4,
+        3072,
+        "  tags = [\"live\"]\n  network \"net1\" {\n    bridge = \"vmbr0\"\n  }\n",
+    ));
+    w.apply();
+    assert_eq!(lab.power_tasks(), power + 2);
+    assert_eq!(lab.vm(vmid)["config"]["memory"], "3072");
+    w.assert_plan_empty();
+
+    w.destroy();
+    lab.assert_only_templates_left();
+});
+
+/// A UEFI VM installed from an ISO: EFI vars, TPM, CD-ROM, pool, NIC MTU.
+fn uefi_vm(pool: &str, iso: &str, mtu: u32, efi_type: &str) -> String {
+    format!(
+        r#"resource "infraflux_proxmox_vm" "uefi" {{
+  node    = "pve1"
+  name    = "uefi-1"
+  pool    = "{pool}"
+  bios    = "ovmf"
+  machine = "q35"
+  efi_disk {{
+    storage = "local-lvm"
+    type    = "{efi_type}"
+  }}
+  tpm_state {{
+    storage = "local-lvm"
+  }}
+  cdrom {{
+    file_id = "{iso}"
+  }}
+  disk "scsi0" {{
+    storage = "local-lvm"
+    size_gb = 8
+  }}
+  network "net0" {{
+    bridge = "vmbr0"
+    mtu    = {mtu}
+  }}
+}}
+"#
+    )
+}
+
+both_terraforms!(efi_tpm_cdrom_pool_mtu_round_trip, |tf: &Tf| {
+    let lab = Lab::up();
+    let iso = "local:iso/talos-metal-amd64.iso";
+    let hcl = |pool: &str, iso: &str, mtu: u32, efi: &str| {
+        format!("{}{}", lab.provider(None), uefi_vm(pool, iso, mtu, efi))
+    };
+    let w = Work::new(tf);
+    w.config(&hcl("infraflux", iso, 1450, "4m"));
+    w.init();
+    w.apply();
+    w.assert_plan_empty();
+    let r = w.resource("infraflux_proxmox_vm.uefi");
+    let vmid = r["vm_id"].as_i64().expect("vm_id");
+    assert_eq!(r["pool"], "infraflux");
+    assert_eq!(r["efi_disk"]["type"], "4m");
+    assert_eq!(r["efi_disk"]["pre_enrolled_keys"], false);
+    assert_eq!(r["tpm_state"]["version"], "v2.0");
+    assert_eq!(r["cdrom"]["interface"], "ide3");
+    assert_eq!(r["network"]["net0"]["mtu"], 1450);
+    let vm = lab.vm(vmid);
+    assert_eq!(vm["status"], "running");
+    let efi = effective(&vm, "efidisk0");
+    for opt in ["efitype=4m", "pre-enrolled-keys=0", "size=528K"] {
+        assert!(efi.contains(opt), "{efi}");
+    }
+    let tpm = effective(&vm, "tpmstate0");
+    assert!(
+        tpm.contains("version=v2.0") && tpm.contains("size=4M"),
+        "{tpm}"
+    );
+    assert_eq!(effective(&vm, "ide3"), format!("{iso},media=cdrom"));
+    assert_eq!(
+        effective(&vm, "boot"),
+        "order=ide3;scsi0",
+        "boots the ISO first"
+    );
+    assert!(effective(&vm, "net0").contains("mtu=1450"), "{vm:#}");
+
+    // In place, live: another pool, the CD-ROM ejected, another MTU.
+    w.config(&hcl("lab", "none", 9000, "4m"));
+    w.apply();
+    w.assert_plan_empty();
+    let r = w.resource("infraflux_proxmox_vm.uefi");
+    assert_eq!(r["vm_id"], vmid);
+    assert_eq!(r["pool"], "lab");
+    assert_eq!(r["cdrom"]["file_id"], "none");
+    let vm = lab.vm(vmid);
+    assert_eq!(effective(&vm, "ide3"), "none,media=cdrom");
+    assert!(effective(&vm, "net0").contains("mtu=9000"), "{vm:#}");
+
+    // The EFI vars format cannot be converted: a plan-time error at the attribute.
+    w.config(&hcl("lab", "none", 9000, "2m"));
+    let o = w.fails(&["plan", "-no-color", "-input=false"]);
+    assert!(o.text().contains("efi_disk.type"), "{}", o.all());
+    assert!(o.text().contains("cannot convert it"), "{}", o.all());
+
+    // Import: one apply adopts the blocks without touching Proxmox VE.
+    let w2 = Work::new(tf);
+    w2.config(&hcl("lab", "none", 9000, "4m"));
+    w2.init();
+    w2.ok(&[
+        "import",
+        "-no-color",
+        "-input=false",
+        "infraflux_proxmox_vm.uefi",
+        &format!("pve1/{vmid}"),
+    ]);
+    let digest = w2.resource("infraflux_proxmox_vm.uefi")["config_digest"].clone();
+    w2.apply();
+    let r2 = w2.resource("infraflux_proxmox_vm.uefi");
+    assert_eq!(
+        r2["config_digest"], digest,
+        "adopting changed nothing in PVE"
+    );
+    assert_eq!(r2["efi_disk"]["storage"], "local-lvm");
+    assert_eq!(r2["tpm_state"]["version"], "v2.0");
+    assert_eq!(r2["pool"], "lab");
+    w2.assert_plan_empty();
+
+    w2.destroy();
+    // Gone: the first state plans a create, which needs a bootable ISO in the configuration.
+    w.config(&hcl("lab", iso, 9000, "4m"));
+    w.destroy();
+    lab.assert_only_templates_left();
+});

@@ -308,3 +308,79 @@ both_terraforms!(twenty_clones_of_one_template, |tf: &Tf| {
     lab.assert_only_templates_left();
     eprintln!("20 clones applied and destroyed in {:?}", started.elapsed());
 });
+
+/// Tasks of one type the lab ran so far.
+fn tasks_of(lab: &Lab, kind: &str) -> usize {
+    lab.control("GET", "/state", None)["tasks"]
+        .as_array()
+        .map(|ts| ts.iter().filter(|t| t["type"] == kind).count())
+        .unwrap_or(0)
+}
+
+// An apply that gives up while a PVE task still runs keeps the task's UPID in private state:
+// the next apply waits for that task instead of starting a second one.
+both_terraforms!(a_task_left_running_is_resumed_not_repeated, |tf: &Tf| {
+    let lab = Lab::up();
+    let w = Work::new(tf);
+    let hcl = |node: &str, timeout: &str| {
+        format!(
+            "{}resource \"infraflux_proxmox_vm\" \"vm\" {{\n  node = \"{node}\"\n  clone {{\n    source_vm_id = 9000\n  }}\n  timeouts {{\n    create = \"{timeout}\"\n    update = \"{timeout}\"\n  }}\n}}\n",
+            lab.provider(None)
+        )
+    };
+
+    // A clone slower than the create timeout: the VM it makes is saved (tainted) with its task.
+    w.config(&hcl("pve1", "1s"));
+    w.init();
+    lab.control("POST", "/faults", Some(&json!({"slow_tasks_ms": 2500})));
+    let o = w.apply_fails();
+    assert!(
+        o.text().contains("may still be being created"),
+        "{}",
+        o.all()
+    );
+    assert_eq!(tasks_of(&lab, "qmclone"), 1);
+    let saved = w.resource("infraflux_proxmox_vm.vm")["vm_id"]
+        .as_i64()
+        .expect("the VM being cloned is in state");
+    assert!(w.raw_state().contains("\"tainted\""), "{}", w.raw_state());
+    lab.control("POST", "/faults", Some(&json!({"slow_tasks_ms": 0})));
+    // The replacement waits for that clone before deleting its VM: nothing orphaned.
+    w.config(&hcl("pve1", "5m"));
+    w.apply();
+    let guests = lab.guests();
+    assert_eq!(guests.len(), 1, "{guests:?}");
+    // Destroyed once its clone had finished (a delete of a VM still locked by its clone would
+    // fail), then cloned anew: the tainted VM was replaced.
+    assert_eq!(tasks_of(&lab, "qmdestroy"), 1);
+    assert_eq!(tasks_of(&lab, "qmclone"), 2);
+    let destroyed = lab.control("GET", "/state", None)["tasks"]
+        .as_array()
+        .and_then(|ts| ts.iter().find(|t| t["type"] == "qmdestroy").cloned())
+        .unwrap_or_default();
+    assert_eq!(destroyed["id"], saved.to_string());
+    assert_eq!(destroyed["exitstatus"], "OK", "{destroyed:#}");
+    assert_eq!(state_vmids(&w), guests);
+    w.assert_plan_empty();
+    let vmid = guests[0];
+
+    // A migration slower than the update timeout: the next apply waits for it.
+    lab.control("POST", "/faults", Some(&json!({"slow_tasks_ms": 2500})));
+    w.config(&hcl("pve2", "1s"));
+    let o = w.apply_fails();
+    assert!(o.text().contains("qmigrate"), "{}", o.all());
+    assert_eq!(tasks_of(&lab, "qmigrate"), 1);
+    lab.control("POST", "/faults", Some(&json!({"slow_tasks_ms": 0})));
+    w.config(&hcl("pve2", "5m"));
+    w.apply();
+    assert_eq!(tasks_of(&lab, "qmigrate"), 1, "the migration ran once");
+    let vm = lab.vm(vmid);
+    assert_eq!(vm["node"], "pve2");
+    assert!(vm["lock"].is_null(), "{vm:#}");
+    let r = w.resource("infraflux_proxmox_vm.vm");
+    assert_eq!(r["vm_id"], vmid);
+    assert_eq!(r["current_node"], "pve2");
+    w.assert_plan_empty();
+    w.destroy();
+    lab.assert_only_templates_left();
+});

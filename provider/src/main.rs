@@ -1,6 +1,7 @@
 //! `terraform-provider-infraflux`: Proxmox VE VMs → Talos Linux → Cilium → Argo CD, from HCL.
 
 mod config;
+mod data_sources;
 mod ephemeral;
 mod k8s;
 mod provider;

@@ -3,7 +3,9 @@
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
-use tfplugin::{Ctx, Diagnostics, EphemeralResource, Provider, Resource, Schema, Value};
+use tfplugin::{
+    Ctx, DataSource, Diagnostics, EphemeralResource, Provider, Resource, Schema, Value,
+};
 
 use crate::config::{self, ProxmoxSettings};
 
@@ -45,6 +47,10 @@ impl Provider for InfraFlux {
 
     fn resources(&self) -> Vec<Arc<dyn Resource>> {
         crate::resources::all(&self.shared)
+    }
+
+    fn data_sources(&self) -> Vec<Arc<dyn DataSource>> {
+        crate::data_sources::all(&self.shared)
     }
 
     fn ephemeral_resources(&self) -> Vec<Arc<dyn EphemeralResource>> {

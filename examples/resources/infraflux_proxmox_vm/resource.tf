@@ -7,6 +7,11 @@ resource "infraflux_proxmox_vm" "talos_cp" {
   description = "Talos control plane, managed by Terraform"
   tags        = ["talos", "controlplane"]
   on_boot     = true
+  pool        = "infraflux" # an existing resource pool
+
+  # Changes Proxmox VE can only apply at the next start (cores, memory, …) reboot the VM once;
+  # with false they stay pending and the apply warns, naming them.
+  reboot_after_update = true
 
   bios          = "seabios"
   machine       = "q35"
@@ -42,6 +47,7 @@ resource "infraflux_proxmox_vm" "talos_cp" {
 
   network "net0" {
     bridge = "vmbr0"
+    mtu    = 1 # take the bridge's MTU
   }
 
   initialization {
@@ -69,4 +75,37 @@ resource "infraflux_proxmox_vm" "talos_cp" {
 output "talos_cp_address" {
   # The static cloud-init address (the guest agent's addresses when there is none).
   value = infraflux_proxmox_vm.talos_cp.ipv4_addresses[0]
+}
+
+# A UEFI VM with a TPM, installed from the Talos metal ISO. Changing `node` later migrates it
+# (live, local disks copied along); eject the ISO first (file_id = "none"), as Proxmox VE
+# cannot migrate a VM with a local ISO in a drive.
+resource "infraflux_proxmox_vm" "talos_metal" {
+  node    = "pve2"
+  name    = "talos-metal-1"
+  bios    = "ovmf"
+  machine = "q35"
+
+  efi_disk {
+    storage = "local-lvm"
+    type    = "4m"
+  }
+
+  tpm_state {
+    storage = "local-lvm"
+    version = "v2.0"
+  }
+
+  cdrom {
+    file_id = "local:iso/talos-metal-amd64.iso" # boots first, then scsi0
+  }
+
+  disk "scsi0" {
+    storage = "local-lvm"
+    size_gb = 32
+  }
+
+  network "net0" {
+    bridge = "vmbr0"
+  }
 }

@@ -169,7 +169,7 @@ impl Pve {
     }
 
     /// Start a worker task and return its UPID. `work` gets the lab and returns extra log lines
-    /// or the error that ends the task.
+    /// or the error that ends the task (its last line; lines before it go to the log).
     pub fn spawn_task<F, Fut>(self: &Arc<Self>, meta: TaskMeta<'_>, work: F) -> String
     where
         F: FnOnce(Arc<Pve>) -> Fut + Send + 'static,
@@ -231,7 +231,10 @@ impl Pve {
                         t.exitstatus = Some("OK".into());
                     }
                     Err(e) => {
-                        let e = e.trim_end().to_string();
+                        // Lines before the last are log lines; the last is the exit status.
+                        let mut lines: Vec<&str> = e.trim_end().lines().collect();
+                        let e = lines.pop().unwrap_or_default().to_string();
+                        t.log.extend(lines.into_iter().map(str::to_string));
                         t.log.push(format!("TASK ERROR: {e}"));
                         t.exitstatus = Some(e);
                     }

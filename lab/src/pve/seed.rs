@@ -2,10 +2,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::state::{Cluster, StorageDef, Vm, Volume};
+use super::state::{Cluster, Pool, StorageDef, Vm, Volume};
 
 /// Linux bridges present on every node.
 pub const BRIDGES: [&str; 1] = ["vmbr0"];
+
+/// Resource pools that exist from the start.
+pub const POOLS: [&str; 2] = ["infraflux", "lab"];
 
 /// Node names.
 pub const NODES: [&str; 3] = ["pve1", "pve2", "pve3"];
@@ -98,6 +101,16 @@ pub fn uuid_for(vmid: u32, salt: u32) -> String {
 pub fn cluster(boot_time: u64) -> Cluster {
     let mut c = Cluster {
         cluster_name: "infraflux-lab".into(),
+        pools: POOLS
+            .iter()
+            .map(|p| {
+                let pool = Pool {
+                    comment: Some(format!("lab pool {p}")),
+                    ..Pool::default()
+                };
+                (p.to_string(), pool)
+            })
+            .collect(),
         nodes: NODES.iter().map(|n| n.to_string()).collect(),
         storages: storages(),
         volumes: HashMap::new(),

@@ -223,10 +223,18 @@ pub fn scope(def: &StorageDef, node: &str) -> String {
     if def.shared { "*".into() } else { node.into() }
 }
 
+/// A resource pool (`/etc/pve/user.cfg`).
+#[derive(Debug, Clone, Default)]
+pub struct Pool {
+    pub comment: Option<String>,
+    pub vms: BTreeSet<u32>,
+}
+
 /// The whole simulated cluster.
 #[derive(Debug)]
 pub struct Cluster {
     pub cluster_name: String,
+    pub pools: BTreeMap<String, Pool>,
     pub nodes: Vec<String>,
     pub storages: Vec<StorageDef>,
     /// (scope, storage) → volname → volume
@@ -240,6 +248,23 @@ pub struct Cluster {
 impl Cluster {
     pub fn storage(&self, id: &str) -> Option<&StorageDef> {
         self.storages.iter().find(|s| s.id == id)
+    }
+
+    /// The pool a VM belongs to.
+    pub fn pool_of(&self, vmid: u32) -> Option<&str> {
+        self.pools
+            .iter()
+            .find(|(_, p)| p.vms.contains(&vmid))
+            .map(|(id, _)| id.as_str())
+    }
+
+    /// PVE's `assert_pool_exists`.
+    pub fn check_pool(&self, pool: &str) -> Result<(), String> {
+        if self.pools.contains_key(pool) {
+            Ok(())
+        } else {
+            Err(format!("pool '{pool}' does not exist"))
+        }
     }
 
     pub fn has_node(&self, node: &str) -> bool {

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::client::{Client, Params, seg};
 use super::error::Error;
-use super::types::{NodeInfo, StorageItem, Version, VmResource};
+use super::types::{NodeInfo, NodeStorage, StorageItem, Version, VmResource};
 
 /// The default range: `/cluster/nextid` alone is right for it.
 const FULL_RANGE: (u32, u32) = (100, 999_999_999);
@@ -49,6 +49,24 @@ impl Client {
 
     pub async fn nodes(&self) -> Result<Vec<NodeInfo>, Error> {
         self.get("/nodes", Params::new()).await
+    }
+
+    /// The storages one node sees, with their space and content types.
+    pub async fn node_storages(&self, node: &str) -> Result<Vec<NodeStorage>, Error> {
+        self.get(&format!("/nodes/{}/storage", seg(node)), Params::new())
+            .await
+    }
+
+    /// Put a VM into `pool`, moving it out of the pool it is in (`allow-move`, PVE 8.2+).
+    pub async fn set_vm_pool(&self, pool: &str, vmid: u32) -> Result<(), Error> {
+        let _: Value = self
+            .put(
+                &format!("/pools/{}", seg(pool)),
+                Params::new().set("vms", vmid).flag("allow-move", true),
+            )
+            .await?;
+        self.invalidate_vm_resources().await;
+        Ok(())
     }
 
     /// Volumes on one storage of one node, optionally of one content type (`images`, `iso`,

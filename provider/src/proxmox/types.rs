@@ -57,17 +57,68 @@ pub struct VmResource {
     pub lock: Option<String>,
     #[serde(default, deserialize_with = "de_tags")]
     pub tags: Vec<String>,
+    /// Resource pool, when the VM is in one.
+    #[serde(default)]
+    pub pool: Option<String>,
     #[serde(default, deserialize_with = "de_u64")]
     pub maxmem: u64,
     #[serde(default, deserialize_with = "de_u64")]
     pub maxdisk: u64,
 }
 
+/// One entry of `GET /nodes`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct NodeInfo {
     pub node: String,
+    /// `online`, `offline` or `unknown`.
     #[serde(default)]
     pub status: String,
+    /// CPU usage, 0..=1.
+    #[serde(default)]
+    pub cpu: Option<f64>,
+    #[serde(default, deserialize_with = "de_u64")]
+    pub maxcpu: u64,
+    #[serde(default, deserialize_with = "de_u64")]
+    pub mem: u64,
+    #[serde(default, deserialize_with = "de_u64")]
+    pub maxmem: u64,
+}
+
+/// One entry of `GET /nodes/{node}/storage`: a storage as that node sees it.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct NodeStorage {
+    pub storage: String,
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    /// `images,rootdir`
+    #[serde(default)]
+    pub content: String,
+    #[serde(default, deserialize_with = "de_bool")]
+    pub shared: bool,
+    #[serde(default, deserialize_with = "de_bool")]
+    pub active: bool,
+    #[serde(default, deserialize_with = "de_bool")]
+    pub enabled: bool,
+    #[serde(default, deserialize_with = "de_u64")]
+    pub total: u64,
+    #[serde(default, deserialize_with = "de_u64")]
+    pub used: u64,
+    #[serde(default, deserialize_with = "de_u64")]
+    pub avail: u64,
+}
+
+impl NodeStorage {
+    pub fn content_types(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .content
+            .split([',', ';', ' '])
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned)
+            .collect();
+        v.sort();
+        v
+    }
 }
 
 /// One volume of `GET /nodes/{node}/storage/{storage}/content`.

@@ -57,6 +57,9 @@ pub fn resources(pve: &Arc<Pve>, call: &Call) -> Result {
             if let Some(l) = vm.lock() {
                 v["lock"] = json!(l);
             }
+            if let Some(p) = st.pool_of(vm.vmid) {
+                v["pool"] = json!(p);
+            }
             out.push(v);
         }
     }

@@ -2,7 +2,9 @@
 
 mod access;
 mod cluster;
+mod migrate;
 mod nodes;
+mod pools;
 mod qemu;
 mod qemu_config;
 mod qemu_status;
@@ -76,6 +78,10 @@ pub async fn dispatch(pve: &Arc<Pve>, call: Call) -> Result {
         ("GET", "/cluster/status") => cluster::status(pve, &call),
         ("GET", "/storage") => cluster::storage_config(pve, &call),
         ("GET", "/nodes/{node}/network") => nodes::network(pve, &call),
+        ("GET", "/pools") => pools::list(pve, &call),
+        ("POST", "/pools") => pools::create(pve, &call),
+        ("GET", "/pools/{poolid}") => pools::get(pve, &call),
+        ("PUT", "/pools") | ("PUT", "/pools/{poolid}") => pools::update(pve, &call),
         ("GET", "/nodes") => nodes::list(pve, &call),
         ("GET", "/nodes/{node}/status") => nodes::status(pve, &call),
         ("GET", "/nodes/{node}/storage") => nodes::storage_list(pve, &call),
@@ -84,7 +90,7 @@ pub async fn dispatch(pve: &Arc<Pve>, call: Call) -> Result {
         ("POST", "/nodes/{node}/qemu") => qemu::create(pve, &call),
         ("POST", "/nodes/{node}/qemu/{vmid}/clone") => qemu::clone(pve, &call).await,
         ("DELETE", "/nodes/{node}/qemu/{vmid}") => qemu::destroy(pve, &call),
-        ("POST", "/nodes/{node}/qemu/{vmid}/migrate") => qemu::migrate(pve, &call),
+        ("POST", "/nodes/{node}/qemu/{vmid}/migrate") => migrate::migrate(pve, &call),
         ("POST", "/nodes/{node}/qemu/{vmid}/template") => qemu::template(pve, &call),
         ("GET", "/nodes/{node}/qemu/{vmid}/config") => qemu_config::get(pve, &call),
         ("GET", "/nodes/{node}/qemu/{vmid}/pending") => qemu_config::pending(pve, &call),

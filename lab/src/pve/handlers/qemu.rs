@@ -1,4 +1,4 @@
-//! VM lifecycle: list, create, clone, destroy, migrate.
+//! VM lifecycle: list, create, clone, destroy, template (migration: [`super::migrate`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -101,14 +101,21 @@ pub fn create(pve: &Arc<Pve>, call: &Call) -> Result {
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     check_config_privileges(&call.who, vmid, &config, &[])?;
+    let pool = call.str("pool").map(str::to_string);
+    if let Some(p) = &pool {
+        require(&call.who, &format!("/pool/{p}"), "VM.Allocate")?;
+    }
     let mut plans = BTreeMap::new();
     {
         let st = pve.state();
+        if let Some(p) = &pool {
+            st.check_pool(p).map_err(ApiError::internal)?;
+        }
         check_vmid_unused(&st, vmid)
             .map_err(|e| ApiError::internal(format!("unable to create VM {vmid} - {e}")))?;
         for (k, v) in &config {
             if is_disk_key(k) && !k.starts_with("unused") {
-                let p = plan_drive(&st, &node, v).map_err(|e| ApiError::param(k, e))?;
+                let p = plan_drive(&st, &node, k, v).map_err(|e| ApiError::param(k, e))?;
                 plans.insert(k.clone(), p);
             }
         }
@@ -176,6 +183,9 @@ pub fn create(pve: &Arc<Pve>, call: &Call) -> Result {
             } else {
                 return Err(format!("VM {vmid} vanished during create"));
             }
+            if let Some(p) = pool.as_deref().and_then(|p| st.pools.get_mut(p)) {
+                p.vms.insert(vmid);
+            }
             if start {
                 start_vm(&pve, &mut st, vmid);
             }
@@ -193,6 +203,11 @@ pub async fn clone(pve: &Arc<Pve>, call: &Call) -> Result {
     let storage = call.str("storage").map(str::to_string);
     // PVE's early checks, run before the worker forks; they run again under the locks.
     let full = load_and_check(pve, call, &node, &target, storage.as_deref())?;
+    let pool = call.str("pool").map(str::to_string);
+    if let Some(p) = &pool {
+        require(&call.who, &format!("/pool/{p}"), "VM.Allocate")?;
+        pve.state().check_pool(p).map_err(ApiError::internal)?;
+    }
     let running = pve.state().vms.get(&vmid).is_some_and(|v| v.running);
     let shared_lock = !running && !pve.timing.exclusive_clone_lock;
     let name = call.str("name").map(str::to_string);
@@ -312,6 +327,9 @@ pub async fn clone(pve: &Arc<Pve>, call: &Call) -> Result {
                     vm.node = target.clone();
                 }
                 None => return Err(format!("VM {newid} vanished during clone")),
+            }
+            if let Some(p) = pool.as_deref().and_then(|p| st.pools.get_mut(p)) {
+                p.vms.insert(newid);
             }
             Ok(log)
         },
@@ -482,84 +500,11 @@ pub fn destroy(pve: &Arc<Pve>, call: &Call) -> Result {
                 }
             }
             st.vms.remove(&vmid);
+            for p in st.pools.values_mut() {
+                p.vms.remove(&vmid);
+            }
             pve.emit(VmEvent::Destroyed { vmid });
             Ok(log)
-        },
-    );
-    Ok(json!(upid).into())
-}
-
-pub fn migrate(pve: &Arc<Pve>, call: &Call) -> Result {
-    let node = call.node().to_string();
-    let vmid = call.vmid();
-    let target = call.str("target").unwrap_or_default().to_string();
-    if target == node {
-        return Err(ApiError::param("target", "target is local node."));
-    }
-    {
-        let st = pve.state();
-        let vm = vm_on(&st, &node, vmid)?;
-        if !st.has_node(&target) {
-            return Err(ApiError::internal(format!(
-                "no such cluster node '{target}'"
-            )));
-        }
-        check_lock(vm, false)?;
-        if vm.running && !call.flag("online") {
-            return Err(ApiError::internal(
-                "can't migrate running VM without --online",
-            ));
-        }
-    }
-    let authid = call.who.authid.clone();
-    let id = vmid.to_string();
-    let n2 = node.clone();
-    let upid = pve.spawn_task(
-        TaskMeta {
-            node: &node,
-            kind: "qmigrate",
-            id: &id,
-            authid: &authid,
-        },
-        move |pve| async move {
-            {
-                // The flock is held while `lock: migrate` is set, not during the transfer.
-                let _lock = pve.lock_file(vmid, false).await?;
-                let mut st = pve.state();
-                let vm = st
-                    .vms
-                    .get_mut(&vmid)
-                    .ok_or_else(|| format!("VM {vmid} vanished"))?;
-                if let Some(l) = vm.lock() {
-                    return Err(format!("VM is locked ({l})"));
-                }
-                vm.config.insert("lock".into(), "migrate".into());
-            }
-            tokio::time::sleep(pve.task_duration() * 2).await;
-            let mut st = pve.state();
-            let Some(vm) = st.vms.get(&vmid).cloned() else {
-                return Err(format!("VM {vmid} vanished during migration"));
-            };
-            for (k, v) in &vm.config {
-                if is_disk_key(k) && !v.contains("media=cdrom") {
-                    let volid = drive_volume(v).to_string();
-                    let local = volid
-                        .split_once(':')
-                        .and_then(|(s, _)| st.storage(s))
-                        .is_some_and(|s| !s.shared);
-                    if local && let Some(vol) = st.remove_volume(&n2, &volid) {
-                        let (s, name) = volid.split_once(':').unwrap_or_default();
-                        st.add_volume(&target, s, name, vol);
-                    }
-                }
-            }
-            if let Some(vm) = st.vms.get_mut(&vmid) {
-                vm.node = target.clone();
-                vm.config.remove("lock");
-            }
-            Ok(vec![format!(
-                "migration of VM {vmid} to node '{target}' finished"
-            )])
         },
     );
     Ok(json!(upid).into())

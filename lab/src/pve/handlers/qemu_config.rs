@@ -56,7 +56,22 @@ fn is_alloc_size(s: &str) -> Option<f64> {
 }
 
 /// Check a drive value against the cluster and decide what to allocate.
-pub fn plan_drive(c: &Cluster, node: &str, value: &str) -> std::result::Result<DrivePlan, String> {
+/// Size of a new EFI vars or TPM state volume: PVE ignores the requested size and allocates
+/// what the OVMF vars template (`efitype`) or swtpm needs.
+fn special_size(key: &str, opts: &[String]) -> Option<u64> {
+    if key.starts_with("efidisk") {
+        let four = opts.iter().any(|o| o == "efitype=4m");
+        return Some(if four { 540_672 } else { 131_072 });
+    }
+    key.starts_with("tpmstate").then_some(4 << 20)
+}
+
+pub fn plan_drive(
+    c: &Cluster,
+    node: &str,
+    key: &str,
+    value: &str,
+) -> std::result::Result<DrivePlan, String> {
     let mut parts = value.split(',');
     let first = parts.next().unwrap_or_default();
     let vol = first.strip_prefix("file=").unwrap_or(first);
@@ -102,9 +117,10 @@ pub fn plan_drive(c: &Cluster, node: &str, value: &str) -> std::result::Result<D
                 opts,
             });
         }
+        let size = special_size(key, &opts).unwrap_or((gib * (1u64 << 30) as f64) as u64);
         return Ok(DrivePlan::Alloc {
             storage: storage.into(),
-            size: (gib * (1u64 << 30) as f64) as u64,
+            size,
             opts,
         });
     }
@@ -229,17 +245,79 @@ pub fn normalize_net(value: &str, vmid: u32, idx: u32, salt: u32) -> String {
     out
 }
 
-/// Keys that take effect on a running VM right away (default hotplug: network,disk,usb);
-/// everything else goes to pending until the next start.
-fn hotpluggable(key: &str) -> bool {
+/// Options PVE writes to the config of a running VM at once, whatever `hotplug` says.
+const FAST_PLUG: &[&str] = &[
+    "description",
+    "hookscript",
+    "lock",
+    "migrate_downtime",
+    "migrate_speed",
+    "name",
+    "onboot",
+    "protection",
+    "shares",
+    "startup",
+    "tags",
+    "vmstatestorage",
+];
+
+/// Cloud-init options: live only with the `cloudinit` hotplug feature.
+const CLOUDINIT_KEYS: &[&str] = &[
+    "ciuser",
+    "cipassword",
+    "citype",
+    "ciupgrade",
+    "cicustom",
+    "nameserver",
+    "searchdomain",
+    "sshkeys",
+];
+
+/// The VM's `hotplug` features: default `network,disk,usb`; `0` none; `1` the default.
+pub fn hotplug_features(config: &BTreeMap<String, String>) -> BTreeSet<String> {
+    let default = || ["network", "disk", "usb"].map(str::to_string).into();
+    match config.get("hotplug").map(String::as_str) {
+        None | Some("1") => default(),
+        Some("0") => BTreeSet::new(),
+        Some(v) => split_list(v).map(str::to_string).collect(),
+    }
+}
+
+/// Whether setting (`value` = `Some`) or deleting `key` takes effect on the running VM with
+/// `config` right away, as PVE's `vmconfig_hotplug_pending` decides; otherwise the change
+/// stays pending until the next start.
+pub fn hotpluggable(key: &str, value: Option<&str>, config: &BTreeMap<String, String>) -> bool {
+    if FAST_PLUG.contains(&key) {
+        return true;
+    }
+    let hp = hotplug_features(config);
     let family = key.trim_end_matches(|c: char| c.is_ascii_digit());
-    matches!(
-        key,
-        "name" | "description" | "tags" | "onboot" | "protection" | "startup" | "lock"
-    ) || matches!(
-        family,
-        "net" | "scsi" | "virtio" | "sata" | "usb" | "unused"
-    )
+    let numa = config.get("numa").is_some_and(|n| n == "1");
+    match family {
+        "unused" => true,
+        "net" => hp.contains("network"),
+        "usb" => hp.contains("usb"),
+        // PVE hot-plugs SCSI and VirtIO disks; IDE and SATA only change a CD-ROM's medium.
+        "scsi" | "virtio" => hp.contains("disk"),
+        "ide" | "sata" => {
+            let cdrom = |v: Option<&String>| v.is_some_and(|v| v.contains("media=cdrom"));
+            hp.contains("disk")
+                && cdrom(config.get(key))
+                && value.is_some_and(|v| v.contains("media=cdrom") && !v.contains("cloudinit"))
+        }
+        "ipconfig" => hp.contains("cloudinit"),
+        _ => match key {
+            "memory" => hp.contains("memory") && numa,
+            "vcpus" => hp.contains("cpu"),
+            // Enabling or disabling the balloon device needs a restart; a new target does not.
+            "balloon" => {
+                let on = |v: Option<&str>| v.is_some_and(|v| v != "0");
+                on(config.get("balloon").map(String::as_str)) && on(value)
+            }
+            k if CLOUDINIT_KEYS.contains(&k) => hp.contains("cloudinit"),
+            _ => false,
+        },
+    }
 }
 
 pub fn get(pve: &Arc<Pve>, call: &Call) -> Result {
@@ -343,7 +421,7 @@ pub async fn update(pve: &Arc<Pve>, call: &Call, asynchronous: bool) -> Result {
         check_lock(vm, call.flag("skiplock"))?;
         for (k, v) in &set {
             if is_disk_key(k) && !k.starts_with("unused") {
-                let p = plan_drive(&st, &node, v).map_err(|e| ApiError::param(k, e))?;
+                let p = plan_drive(&st, &node, k, v).map_err(|e| ApiError::param(k, e))?;
                 plans.insert(k.clone(), p);
             }
         }
@@ -407,8 +485,9 @@ fn apply(c: &mut Cluster, node: &str, vmid: u32, ch: &Change) -> std::result::Re
         vm.pending.remove(k);
         vm.pending_delete.remove(k);
     }
+    let before = vm.config.clone();
     for (k, v) in values {
-        if running && !hotpluggable(&k) {
+        if running && !hotpluggable(&k, Some(&v), &before) {
             vm.pending.insert(k.clone(), v);
             vm.pending_delete.remove(&k);
             continue;
@@ -423,7 +502,7 @@ fn apply(c: &mut Cluster, node: &str, vmid: u32, ch: &Change) -> std::result::Re
         vm.config.insert(k, v);
     }
     for k in &ch.delete {
-        if running && !hotpluggable(k) {
+        if running && !hotpluggable(k, None, &before) {
             vm.pending_delete.insert(k.clone());
             vm.pending.remove(k);
             continue;
@@ -516,4 +595,62 @@ pub fn resize(pve: &Arc<Pve>, call: &Call) -> Result {
         },
     );
     Ok(json!(upid).into())
+}
+
+#[cfg(test)]
+mod hotplug_tests {
+    use super::*;
+
+    fn cfg(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn hotplug_follows_the_vm_setting() {
+        let default = cfg(&[("balloon", "1024")]);
+        for k in [
+            "name", "tags", "onboot", "net1", "scsi1", "virtio0", "unused0",
+        ] {
+            assert!(hotpluggable(k, Some("x"), &default), "{k}");
+        }
+        for k in [
+            "cores",
+            "sockets",
+            "cpu",
+            "memory",
+            "bios",
+            "machine",
+            "agent",
+            "ipconfig0",
+        ] {
+            assert!(!hotpluggable(k, Some("x"), &default), "{k}");
+        }
+        assert!(!hotpluggable("sata1", Some("local-lvm:2"), &default));
+        assert!(hotpluggable("balloon", Some("512"), &default));
+        assert!(
+            !hotpluggable("balloon", Some("0"), &default),
+            "disabling the device"
+        );
+        let none = cfg(&[("hotplug", "0")]);
+        assert!(!hotpluggable("net1", Some("x"), &none));
+        assert!(
+            hotpluggable("tags", Some("x"), &none),
+            "fast-plug options ignore hotplug"
+        );
+        let all = cfg(&[
+            ("hotplug", "network,disk,usb,memory,cpu,cloudinit"),
+            ("numa", "1"),
+        ]);
+        assert!(hotpluggable("memory", Some("4096"), &all));
+        assert!(hotpluggable("vcpus", Some("2"), &all));
+        assert!(hotpluggable("ipconfig0", Some("ip=dhcp"), &all));
+        let no_numa = cfg(&[("hotplug", "memory")]);
+        assert!(
+            !hotpluggable("memory", Some("4096"), &no_numa),
+            "memory hotplug needs NUMA"
+        );
+    }
 }

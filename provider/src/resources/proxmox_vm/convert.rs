@@ -41,6 +41,67 @@ pub fn cloudinit_drive(config: &VmConfig) -> Option<(String, String)> {
         .map(|(k, d)| (k, d.storage().unwrap_or_default().to_owned()))
 }
 
+/// `efidisk0` as an `efi_disk` value: storage, `efitype` (PVE's default `2m`) and
+/// `pre-enrolled-keys`.
+fn efi_disk_value(config: &VmConfig) -> Value {
+    let Some(d) = config.disks().unwrap_or_default().remove("efidisk0") else {
+        return Value::Null;
+    };
+    Value::object([
+        ("storage", d.storage().map_or(Value::Null, Value::from)),
+        (
+            "type",
+            Value::from(d.options.get("efitype").map_or("2m", String::as_str)),
+        ),
+        (
+            "pre_enrolled_keys",
+            Value::from(d.flag("pre-enrolled-keys").unwrap_or(false)),
+        ),
+    ])
+}
+
+/// `tpmstate0` as a `tpm_state` value (PVE's default version `v1.2`).
+fn tpm_state_value(config: &VmConfig) -> Value {
+    let Some(d) = config.disks().unwrap_or_default().remove("tpmstate0") else {
+        return Value::Null;
+    };
+    Value::object([
+        ("storage", d.storage().map_or(Value::Null, Value::from)),
+        (
+            "version",
+            Value::from(d.options.get("version").map_or("v1.2", String::as_str)),
+        ),
+    ])
+}
+
+/// The CD-ROM drives that are not the cloud-init drive: (slot, volume).
+pub fn cdroms(config: &VmConfig) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = config
+        .disks()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(_, d)| d.is_cdrom() && !d.volume.contains("cloudinit"))
+        .map(|(k, d)| (k, d.volume))
+        .collect();
+    v.sort_by_key(|(k, _)| (!k.starts_with("ide"), slot_order(k)));
+    v
+}
+
+/// The `cdrom` block: the drive on `interface` (the prior state's, else the first one).
+fn cdrom_value(config: &VmConfig, interface: Option<&str>) -> Value {
+    let all = cdroms(config);
+    let found = match interface {
+        Some(i) => all.into_iter().find(|(k, _)| k == i),
+        None => all.into_iter().next(),
+    };
+    match found {
+        Some((k, vol)) => {
+            Value::object([("file_id", Value::from(vol)), ("interface", Value::from(k))])
+        }
+        None => Value::Null,
+    }
+}
+
 /// `ip=10.0.0.5/24,gw=10.0.0.1,ip6=…` → (ip, gw).
 pub fn parse_ipconfig(s: &str) -> (Option<String>, Option<String>) {
     let mut ip = None;
@@ -191,6 +252,7 @@ pub fn state_from_pve(
                             ("bridge", n.bridge.clone().map_or(Value::Null, Value::from)),
                             ("model", Value::from(n.model.clone())),
                             ("vlan_id", int(n.tag.map(i64::from))),
+                            ("mtu", int(n.mtu.map(i64::from))),
                             ("firewall", Value::from(n.firewall.unwrap_or(false))),
                             ("mac", n.mac.clone().map_or(Value::Null, Value::from)),
                         ]),
@@ -298,7 +360,31 @@ pub fn state_from_pve(
                 "timeout",
                 shape.map_or(Value::Null, |s| s.attr("agent").attr("timeout").clone()),
             ),
+            (
+                "wait_for_ip",
+                shape.map_or(Value::Null, |s| s.attr("agent").attr("wait_for_ip").clone()),
+            ),
         ])
+    } else {
+        Value::Null
+    };
+    // Like disks: reported once the configuration manages them (an import adopts them).
+    let manages_block = |b: &str| shape.is_some_and(|s| !s.attr(b).is_null());
+    let efi_disk = if manages_block("efi_disk") {
+        efi_disk_value(c)
+    } else {
+        Value::Null
+    };
+    let tpm_state = if manages_block("tpm_state") {
+        tpm_state_value(c)
+    } else {
+        Value::Null
+    };
+    let cdrom = if manages_block("cdrom") {
+        cdrom_value(
+            c,
+            shape.and_then(|s| s.attr("cdrom").attr("interface").as_str()),
+        )
     } else {
         Value::Null
     };
@@ -323,6 +409,10 @@ pub fn state_from_pve(
             c.get_str("description").map_or(Value::Null, Value::from),
         ),
         ("tags", Value::Set(strings(c.tags()))),
+        (
+            "pool",
+            read.resource.pool.clone().map_or(Value::Null, Value::from),
+        ),
         ("started", started),
         (
             "on_boot",
@@ -359,6 +449,13 @@ pub fn state_from_pve(
             Value::from(c.get_str("scsihw").unwrap_or_else(|| "lsi".into())),
         ),
         (
+            "reboot_after_update",
+            shape.map_or(Value::from(true), |s| match s.attr("reboot_after_update") {
+                Value::Bool(b) => Value::from(*b),
+                _ => Value::from(true),
+            }),
+        ),
+        (
             "allow_disk_removal",
             shape.map_or(Value::from(false), |s| match s.attr("allow_disk_removal") {
                 Value::Bool(b) => Value::from(*b),
@@ -366,6 +463,9 @@ pub fn state_from_pve(
             }),
         ),
         ("disk", disk),
+        ("efi_disk", efi_disk),
+        ("tpm_state", tpm_state),
+        ("cdrom", cdrom),
         ("initialization", initialization),
         ("agent", agent),
         (
@@ -569,6 +669,12 @@ pub fn config_changes(planned: &Value, prior: &Value, current: &VmConfig) -> Cha
         if let Some(f) = want.attr("firewall").as_bool() {
             net.firewall = Some(f);
         }
+        if want.attr("mtu").is_wholly_known() {
+            net.mtu = want
+                .attr("mtu")
+                .as_i64()
+                .and_then(|m| u16::try_from(m).ok());
+        }
         let now = current.get_str(slot);
         if now.as_deref() != Some(net.to_string().as_str())
             && now.and_then(|s| s.parse::<NetConfig>().ok()).as_ref() != Some(&net)
@@ -646,6 +752,52 @@ pub fn config_changes(planned: &Value, prior: &Value, current: &VmConfig) -> Cha
                 ch.removed_volumes.push(have.volume.clone());
             }
         }
+    }
+    // EFI vars and TPM state: added or removed (changes are refused at plan time).
+    let all_disks = current.disks().unwrap_or_default();
+    for (block, key) in [("efi_disk", "efidisk0"), ("tpm_state", "tpmstate0")] {
+        let (want, had) = (planned.attr(block), prior.attr(block));
+        match (all_disks.get(key), want.attr("storage").as_str()) {
+            (None, Some(storage)) => {
+                let opts = if block == "efi_disk" {
+                    format!(
+                        "efitype={},pre-enrolled-keys={}",
+                        want.attr("type").as_str().unwrap_or("4m"),
+                        bool01(want.attr("pre_enrolled_keys").as_bool().unwrap_or(false))
+                    )
+                } else {
+                    format!(
+                        "version={}",
+                        want.attr("version").as_str().unwrap_or("v2.0")
+                    )
+                };
+                set = set.set(key, format!("{storage}:1,{opts}"));
+                ch.allocates = true;
+            }
+            (Some(d), None) if want.is_null() && !had.is_null() => {
+                delete.push(key.to_owned());
+                ch.removed_volumes.push(d.volume.clone());
+            }
+            _ => {}
+        }
+    }
+    let (pc, sc) = (planned.attr("cdrom"), prior.attr("cdrom"));
+    let cds = cdroms(current);
+    let want_cd = (pc.attr("interface").as_str(), pc.attr("file_id").as_str());
+    if let (Some(iface), Some(file)) = want_cd
+        && cds
+            .iter()
+            .find(|(k, _)| k == iface)
+            .map(|(_, v)| v.as_str())
+            != Some(file)
+    {
+        set = set.set(iface, format!("{file},media=cdrom"));
+    }
+    if let Some(old_iface) = sc.attr("interface").as_str()
+        && pc.attr("interface").as_str() != Some(old_iface)
+        && cds.iter().any(|(k, _)| k == old_iface)
+    {
+        delete.push(old_iface.to_owned());
     }
     // Cloud-init.
     let (pi, si) = (planned.attr("initialization"), prior.attr("initialization"));

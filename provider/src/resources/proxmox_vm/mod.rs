@@ -15,11 +15,11 @@
 mod convert;
 mod schema;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use tfplugin::framework::resource::{IdentityAttribute, PlanRequest, PlanResponse};
+use tfplugin::framework::resource::{IdentityAttribute, PlanRequest, PlanResponse, Private};
 use tfplugin::framework::timeouts::timeout;
 use tfplugin::{
     AttributePath, CreateRequest, Ctx, DeleteRequest, Diagnostic, Diagnostics, ReadRequest,
@@ -28,8 +28,9 @@ use tfplugin::{
 
 use crate::provider::Shared;
 use crate::proxmox::types::ipv4_addresses;
+use crate::proxmox::types::{TaskStatus, VmConfig};
 use crate::proxmox::vm::VmRead;
-use crate::proxmox::{Client, CloneSpec, DeleteOptions, Error};
+use crate::proxmox::{Client, CloneSpec, DeleteOptions, Error, Upid};
 
 use convert::{
     DEFAULT_CI_DATASTORE, agent_enabled, config_changes, data_disks, fill_unknowns, null_unknowns,
@@ -145,10 +146,142 @@ fn remaining(deadline: Instant) -> Duration {
         .max(Duration::from_secs(1))
 }
 
+/// Private-state key of a PVE task an apply started and did not see finish.
+const PRIVATE_TASK: &str = "pending_task";
+
+/// The task an apply is waiting for, and the VM id a create is making. What is left in it
+/// when an apply fails goes to private state, so the next apply waits for that task instead
+/// of starting it again.
+#[derive(Debug, Default)]
+struct TaskSlot {
+    task: Mutex<Option<(Upid, String)>>,
+    vmid: Mutex<Option<u32>>,
+}
+
+impl TaskSlot {
+    fn set(&self, upid: &Upid, what: &str) {
+        *self.task.lock().unwrap_or_else(|e| e.into_inner()) = Some((upid.clone(), what.into()));
+    }
+    fn clear(&self) {
+        *self.task.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+    fn get(&self) -> Option<(Upid, String)> {
+        self.task.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+    fn set_vmid(&self, vmid: u32) {
+        *self.vmid.lock().unwrap_or_else(|e| e.into_inner()) = Some(vmid);
+    }
+    fn vmid(&self) -> Option<u32> {
+        *self.vmid.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `private` plus the unfinished task, if any.
+    fn private(&self, mut private: Private) -> Private {
+        match self.get() {
+            Some((upid, what)) => {
+                private.insert(
+                    PRIVATE_TASK.into(),
+                    serde_json::json!({"upid": upid.as_str(), "what": what}),
+                );
+            }
+            None => {
+                private.remove(PRIVATE_TASK);
+            }
+        }
+        private
+    }
+
+    /// Start a task (`start` again only where [`Client::run_task`] allows) and wait for it,
+    /// remembering its UPID until it has finished.
+    async fn run<F, Fut>(
+        &self,
+        client: &Client,
+        what: &str,
+        timeout: Duration,
+        start: F,
+    ) -> Result<TaskStatus, Error>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<Upid, Error>>,
+    {
+        let r = client
+            .run_task(what, timeout, || async {
+                let upid = start().await?;
+                self.set(&upid, what);
+                Ok(upid)
+            })
+            .await;
+        self.settle(&r);
+        r
+    }
+
+    async fn wait(
+        &self,
+        client: &Client,
+        upid: &Upid,
+        what: &str,
+        timeout: Duration,
+    ) -> Result<TaskStatus, Error> {
+        self.set(upid, what);
+        let r = client.wait_task(upid, timeout).await;
+        self.settle(&r);
+        r
+    }
+
+    /// A task that ran to its end (success or failure) is no longer pending.
+    fn settle(&self, r: &Result<TaskStatus, Error>) {
+        if matches!(r, Ok(_) | Err(Error::TaskFailed { .. })) {
+            self.clear();
+        }
+    }
+}
+
+/// The unfinished task a previous apply left in private state.
+fn pending_task(private: &Private) -> Option<(Upid, String)> {
+    let t = private.get(PRIVATE_TASK)?;
+    let upid = t.get("upid")?.as_str()?.parse().ok()?;
+    let what = t
+        .get("what")
+        .and_then(|w| w.as_str())
+        .unwrap_or("a task")
+        .to_owned();
+    Some((upid, what))
+}
+
+/// Wait for the task a previous apply started and did not see finish. A task that failed is
+/// reported in the log and forgotten: the caller starts what is still needed.
+async fn resume_task(
+    client: &Client,
+    slot: &TaskSlot,
+    private: &Private,
+    deadline: Instant,
+) -> Result<(), Diagnostic> {
+    let Some((upid, what)) = pending_task(private) else {
+        return Ok(());
+    };
+    tracing::info!(%upid, %what, "waiting for the task a previous apply started");
+    match slot.wait(client, &upid, &what, remaining(deadline)).await {
+        Ok(_) => Ok(()),
+        Err(e @ Error::TaskFailed { .. }) => {
+            tracing::warn!(%upid, error = %e, "the task a previous apply started failed; starting over");
+            Ok(())
+        }
+        Err(Error::NotFound { .. }) => {
+            slot.clear();
+            Ok(())
+        }
+        Err(e) => Err(api_error(
+            format!("Still waiting for {what} started by a previous apply"),
+            &e,
+        )),
+    }
+}
+
 impl ProxmoxVm {
     /// Clone `clone.source_vm_id` (under the limiter); returns the new VM id.
     async fn create_by_clone(
         client: &Client,
+        slot: &TaskSlot,
         planned: &Value,
         node: &str,
         wanted: Option<u32>,
@@ -178,26 +311,31 @@ impl ProxmoxVm {
             description: None,
             full: clone.attr("full").as_bool(),
             storage: clone.attr("storage").as_str().map(str::to_owned),
-            pool: None,
+            pool: planned.attr("pool").as_str().map(str::to_owned),
         };
         // Not cancellable: a clone abandoned half-way would be a VM nobody knows of. It is
-        // bounded by the create timeout instead.
+        // bounded by the create timeout instead; a clone still running then is kept in
+        // private state.
+        // The qmclone task runs on the source node (its UPID names it), so that node's slots.
+        let _permit = client
+            .limiter()
+            .acquire(&spec.source_node, spec.storage.as_deref())
+            .await;
+        let spec_ref = &spec;
+        let clone = |vmid: u32| async move {
+            slot.set_vmid(vmid);
+            slot.run(
+                client,
+                &format!("clone of VM {source_vmid} to {vmid}"),
+                remaining(deadline),
+                || client.clone_vm(spec_ref, vmid),
+            )
+            .await
+            .map(|_| vmid)
+        };
         let r = match wanted {
-            Some(vmid) => {
-                let _permit = client
-                    .limiter()
-                    .acquire(&spec.source_node, spec.storage.as_deref())
-                    .await;
-                client
-                    .run_task(
-                        &format!("clone of VM {source_vmid} to {vmid}"),
-                        remaining(deadline),
-                        || client.clone_vm(&spec, vmid),
-                    )
-                    .await
-                    .map(|_| vmid)
-            }
-            None => client.clone_and_wait(&spec, remaining(deadline)).await,
+            Some(vmid) => clone(vmid).await,
+            None => client.with_new_vmid(clone).await,
         };
         r.map_err(|e| clone_error(&e, &spec))
     }
@@ -205,6 +343,7 @@ impl ProxmoxVm {
     /// `POST /nodes/{node}/qemu` with the whole config, the boot disk imported from its image.
     async fn create_from_image(
         client: &Client,
+        slot: &TaskSlot,
         planned: &Value,
         node: &str,
         wanted: Option<u32>,
@@ -220,7 +359,18 @@ impl ProxmoxVm {
                     .map(|(k, _)| k.clone())
             })
             .unwrap_or_else(|| "scsi0".into());
-        let params = ch.set.set("boot", format!("order={boot}"));
+        let from_iso = !planned
+            .attr("disk")
+            .as_map()
+            .is_some_and(|m| m.values().any(|d| !d.attr("import_from").is_null()));
+        let order = match planned.attr("cdrom").attr("interface").as_str() {
+            Some(cd) if from_iso => format!("order={cd};{boot}"),
+            _ => format!("order={boot}"),
+        };
+        let params = ch
+            .set
+            .set("boot", order)
+            .opt("pool", planned.attr("pool").as_str());
         let storage = planned
             .attr("disk")
             .as_map()
@@ -231,14 +381,15 @@ impl ProxmoxVm {
         let create = |vmid: u32| {
             let params = params.clone();
             async move {
-                client
-                    .run_task(
-                        &format!("creation of VM {vmid}"),
-                        remaining(deadline),
-                        || client.create_vm(node, vmid, params.clone()),
-                    )
-                    .await
-                    .map(|_| vmid)
+                slot.set_vmid(vmid);
+                slot.run(
+                    client,
+                    &format!("creation of VM {vmid}"),
+                    remaining(deadline),
+                    || client.create_vm(node, vmid, params.clone()),
+                )
+                .await
+                .map(|_| vmid)
             }
         };
         let r = match wanted {
@@ -278,7 +429,12 @@ impl ProxmoxVm {
         started: bool,
     ) -> Option<Vec<String>> {
         let agent = planned.attr("agent");
-        let secs = agent.attr("timeout").as_i64().unwrap_or(0);
+        let wait_for_ip = agent.attr("wait_for_ip").as_bool() == Some(true);
+        let secs = match agent.attr("timeout").as_i64() {
+            Some(s) if s > 0 => s,
+            _ if wait_for_ip => 300,
+            _ => 0,
+        };
         let statics = planned
             .attr("initialization")
             .attr("ip_config")
@@ -351,17 +507,25 @@ impl ProxmoxVm {
     /// and drop the volumes of removed disks.
     async fn apply_config(
         client: &Client,
+        tasks: &TaskSlot,
         node: &str,
         vmid: u32,
         planned: &Value,
         prior: &Value,
         deadline: Instant,
-    ) -> Result<(), Diagnostic> {
+    ) -> Result<Vec<String>, Diagnostic> {
         let current = client
             .vm_config(node, vmid)
             .await
             .map_err(|e| api_error(format!("Cannot read the config of VM {vmid}"), &e))?;
         let ch = config_changes(planned, prior, &current);
+        let changed: Vec<String> = ch
+            .set
+            .keys()
+            .into_iter()
+            .map(str::to_owned)
+            .chain(ch.delete.iter().cloned())
+            .collect();
         if !ch.set.0.is_empty() || !ch.delete.is_empty() {
             tracing::debug!(vmid, keys = ?ch.set.keys(), delete = ?ch.delete, "updating VM config");
             let delete: Vec<&str> = ch.delete.iter().map(String::as_str).collect();
@@ -388,8 +552,13 @@ impl ProxmoxVm {
                     .await
                     .map_err(config_err)?;
                 if let Some(upid) = upid {
-                    client
-                        .wait_task(&upid, remaining(deadline))
+                    tasks
+                        .wait(
+                            client,
+                            &upid,
+                            &format!("config change of VM {vmid}"),
+                            remaining(deadline),
+                        )
                         .await
                         .map_err(config_err)?;
                 }
@@ -422,8 +591,9 @@ impl ProxmoxVm {
                 }
                 tracing::info!(vmid, slot = %slot, gb, "growing disk");
                 let size = format!("{gb}G");
-                client
-                    .run_task(
+                tasks
+                    .run(
+                        client,
                         &format!("resize of disk {slot} of VM {vmid}"),
                         remaining(deadline),
                         || client.resize_disk(node, vmid, slot, &size),
@@ -438,7 +608,7 @@ impl ProxmoxVm {
                     })?;
             }
         }
-        Ok(())
+        Ok(changed)
     }
 
     /// PVE keeps a removed disk as `unusedN`; delete those entries, which frees the volumes.
@@ -486,6 +656,119 @@ impl ProxmoxVm {
                     &e,
                 )
             })
+    }
+
+    /// Move the VM from `from` to `to`: online when it runs (with its local disks, which PVE
+    /// copies on its own only offline), waiting for the task on the source node.
+    async fn migrate(
+        client: &Client,
+        tasks: &TaskSlot,
+        from: &str,
+        to: &str,
+        vmid: u32,
+        config: &VmConfig,
+        deadline: Instant,
+    ) -> Result<(), Diagnostic> {
+        let fail = |e: &Error| {
+            api_error(
+                format!("Cannot migrate VM {vmid} from node {from} to {to}"),
+                e,
+            )
+            .at(AttributePath::attr("node"))
+        };
+        let running = client
+            .vm_status(from, vmid)
+            .await
+            .map_err(|e| fail(&e))?
+            .status
+            == "running";
+        let local_disks = if running {
+            let storages = client.node_storages(from).await.map_err(|e| fail(&e))?;
+            config.disks().unwrap_or_default().values().any(|d| {
+                !d.is_cdrom()
+                    && d.storage()
+                        .is_some_and(|s| storages.iter().any(|st| st.storage == s && !st.shared))
+            })
+        } else {
+            false
+        };
+        tracing::info!(vmid, from, to, running, local_disks, "migrating VM");
+        tasks
+            .run(
+                client,
+                &format!("migration of VM {vmid} to node {to}"),
+                remaining(deadline),
+                || client.migrate_vm(from, vmid, to, running, local_disks),
+            )
+            .await
+            .map_err(|e| fail(&e))?;
+        client.invalidate_vm_resources().await;
+        Ok(())
+    }
+
+    /// After a config change on a running VM: what PVE keeps pending (`GET …/pending`) needs a
+    /// reboot. Reboot when this apply changed one of those keys (or `reboot_after_update` was
+    /// just turned on) and it is allowed; else warn, naming the keys.
+    #[allow(clippy::too_many_arguments)]
+    async fn apply_pending(
+        client: &Client,
+        tasks: &TaskSlot,
+        node: &str,
+        vmid: u32,
+        changed: &[String],
+        allowed: bool,
+        leftovers: bool,
+        deadline: Instant,
+        diags: &mut Diagnostics,
+    ) -> Result<(), Diagnostic> {
+        if changed.is_empty() && !leftovers {
+            return Ok(());
+        }
+        let pending: Vec<String> = client
+            .vm_pending(node, vmid)
+            .await
+            .map_err(|e| api_error(format!("Cannot read the pending changes of VM {vmid}"), &e))?
+            .into_iter()
+            .filter(|p| p.is_pending())
+            .map(|p| p.key)
+            .collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let ours = pending.iter().any(|k| changed.contains(k));
+        if !ours && !leftovers {
+            return Ok(());
+        }
+        if !allowed {
+            diags.push(
+                Diagnostic::warning(
+                    format!("VM {vmid} needs a reboot"),
+                    format!(
+                        "Proxmox VE keeps these changes pending until VM {vmid} restarts: {}. reboot_after_update = false, so it was not rebooted: restart it when convenient, or set reboot_after_update = true.",
+                        pending.join(", ")
+                    ),
+                )
+                .at(AttributePath::attr("reboot_after_update")),
+            );
+            return Ok(());
+        }
+        tracing::info!(vmid, keys = ?pending, "rebooting to apply pending changes");
+        tasks
+            .run(
+                client,
+                &format!("reboot of VM {vmid}"),
+                remaining(deadline),
+                || client.reboot_vm(node, vmid, None),
+            )
+            .await
+            .map_err(|e| {
+                api_error(
+                    format!("Cannot reboot VM {vmid} to apply {}", pending.join(", ")),
+                    &e,
+                )
+                .at(AttributePath::attr("reboot_after_update"))
+            })?;
+        Ok(())
     }
 
     /// Start or stop to match `started`.
@@ -570,7 +853,9 @@ fn config_key_path<'a>(mut keys: impl Iterator<Item = &'a String>) -> Option<Att
         "onboot" => AttributePath::attr("on_boot"),
         "tags" | "name" | "description" => AttributePath::attr(k.as_str()),
         n if n.starts_with("net") => AttributePath::attr("network").push_key(n),
-        "bios" | "machine" => AttributePath::attr(k.as_str()),
+        "bios" | "machine" | "pool" => AttributePath::attr(k.as_str()),
+        "efidisk0" => AttributePath::attr("efi_disk"),
+        "tpmstate0" => AttributePath::attr("tpm_state"),
         "scsihw" => AttributePath::attr("scsi_hardware"),
         "agent" => AttributePath::attr("agent"),
         "nameserver" | "searchdomain" => AttributePath::attr("initialization").push_attr("dns"),
@@ -597,13 +882,19 @@ fn check_boot_source(config: &Value, diags: &mut Diagnostics) -> bool {
                 .collect()
         })
         .unwrap_or_default();
+    let iso = config
+        .attr("cdrom")
+        .attr("file_id")
+        .as_str()
+        .is_some_and(|f| f != "none");
     match (clone, imports.as_slice()) {
         (true, []) | (false, [_]) => true,
+        (false, []) if iso => true,
         (false, []) => {
             diags.push(
                 Diagnostic::error(
                     "A boot source is needed",
-                    "infraflux_proxmox_vm creates a VM either by cloning (`clone { source_vm_id = <template id> }`) or from a disk image (`disk \"scsi0\" { storage = \"local-lvm\", import_from = \"local:import/talos-nocloud-amd64.raw\" }`): set exactly one. (Import an existing VM with `terraform import … node/vm_id`.)",
+                    "infraflux_proxmox_vm creates a VM by cloning (`clone { source_vm_id = <template id> }`), from a disk image (`disk \"scsi0\" { storage = \"local-lvm\", import_from = \"local:import/talos-nocloud-amd64.raw\" }`) or booting an ISO (`cdrom { file_id = \"local:iso/talos-metal-amd64.iso\" }` with an empty `disk`): set exactly one. (Import an existing VM with `terraform import … node/vm_id`.)",
                 )
                 .at(AttributePath::attr("clone")),
             );
@@ -706,6 +997,86 @@ fn check_disks(config: &Value, prior: &Value, creating: bool, diags: &mut Diagno
     }
 }
 
+/// EFI vars and TPM state cannot be converted in place; a CD-ROM needs a free drive slot.
+fn check_firmware_and_cdrom(
+    config: &Value,
+    prior: &Value,
+    creating: bool,
+    diags: &mut Diagnostics,
+) {
+    for (block, attrs) in [
+        ("efi_disk", &["storage", "type", "pre_enrolled_keys"][..]),
+        ("tpm_state", &["storage", "version"][..]),
+    ] {
+        let (want, have) = (config.attr(block), prior.attr(block));
+        if creating || want.is_null() || have.is_null() {
+            continue;
+        }
+        for a in attrs {
+            let (w, h) = (want.attr(a), have.attr(a));
+            if w.is_wholly_known() && !w.is_null() && !w.equals(h) {
+                let h = match h {
+                    Value::String(s) => format!("{s:?}"),
+                    Value::Bool(b) => b.to_string(),
+                    _ => "another value".into(),
+                };
+                diags.push(
+                    Diagnostic::error(
+                        format!("{block} cannot change"),
+                        format!("{block}.{a}: the VM has {h}; Proxmox VE cannot convert it in place. Set it back, or remove the {block} block (its contents are lost), apply, and add it again."),
+                    )
+                    .at(AttributePath::attr(block).push_attr(*a)),
+                );
+            }
+        }
+    }
+    let Some(iface) = config.attr("cdrom").attr("interface").as_str() else {
+        return;
+    };
+    let (family, n) = iface.split_at(
+        iface
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(iface.len()),
+    );
+    let n: Option<u32> = n.parse().ok();
+    let ok = match (family, n) {
+        ("ide", Some(n)) => n <= 3,
+        ("sata", Some(n)) => n <= 5,
+        ("scsi", Some(n)) => n <= 30,
+        _ => false,
+    };
+    let at = AttributePath::attr("cdrom").push_attr("interface");
+    if !ok {
+        diags.push(
+            Diagnostic::error(
+                "Invalid CD-ROM interface",
+                format!("cdrom.interface: {iface:?} is not a drive slot; use ide0…ide3, sata0…sata5 or scsi0…scsi30 (default ide3)."),
+            )
+            .at(at),
+        );
+    } else if iface == "ide2" && !config.attr("initialization").is_null() {
+        diags.push(
+            Diagnostic::error(
+                "CD-ROM slot taken",
+                "cdrom.interface: ide2 holds the cloud-init drive of `initialization`; use ide3 (the default) or another free slot.",
+            )
+            .at(at),
+        );
+    } else if config
+        .attr("disk")
+        .as_map()
+        .is_some_and(|m| m.contains_key(iface))
+    {
+        diags.push(
+            Diagnostic::error(
+                "CD-ROM slot taken",
+                format!("cdrom.interface: {iface} is also a `disk` slot; pick a free one."),
+            )
+            .at(at),
+        );
+    }
+}
+
 /// `ip_config` slots are `ipconfigN`; addresses are `dhcp` or IPv4 CIDR; a gateway needs a
 /// static address.
 fn check_ip_config(config: &Value, diags: &mut Diagnostics) {
@@ -772,7 +1143,15 @@ fn check_ip_config(config: &Value, diags: &mut Diagnostics) {
 fn plan_blocks(config: &Value, prior: &Value, planned: &mut Value) {
     // A block left out of the configuration is not managed: never plan it (Terraform may
     // propose the prior one, e.g. after an import).
-    for b in ["initialization", "agent"] {
+    for b in [
+        "cpu",
+        "memory",
+        "initialization",
+        "agent",
+        "efi_disk",
+        "tpm_state",
+        "cdrom",
+    ] {
         if config.attr(b).is_null() {
             planned.set_attr(b, Value::Null);
         }
@@ -853,18 +1232,24 @@ impl Resource for ProxmoxVm {
         }
         check_disks(req.config, prior, creating, &mut resp.diags);
         check_ip_config(req.config, &mut resp.diags);
+        check_firmware_and_cdrom(req.config, prior, creating, &mut resp.diags);
         if resp.diags.has_errors() {
             return;
         }
         let node = planned.attr("node").clone();
-        // Defaults inside blocks the framework does not fill (map-nested) or that follow `node`.
+        // Defaults inside blocks the framework does not fill (map-nested) or that follow `node`
+        // (the node the VM was cloned on: a later migration does not change it).
+        let source_node = match prior.attr("clone").attr("source_node") {
+            Value::String(s) => Value::from(s.clone()),
+            _ => node.clone(),
+        };
         if let Some(Value::Object(clone)) = planned.as_object_mut().and_then(|m| m.get_mut("clone"))
             && matches!(
                 clone.get("source_node"),
                 None | Some(Value::Null | Value::Unknown)
             )
         {
-            clone.insert("source_node".into(), node.clone());
+            clone.insert("source_node".into(), source_node);
         }
         if let Some(Value::Map(nets)) = planned.as_object_mut().and_then(|m| m.get_mut("network")) {
             for nic in nets.values_mut() {
@@ -888,6 +1273,16 @@ impl Resource for ProxmoxVm {
         for k in ["current_node", "ipv4_addresses", "id"] {
             planned.set_attr(k, prior.attr(k).clone());
         }
+        // A new node: the VM migrates there, same VM id.
+        if node.is_unknown() {
+            planned.set_attr("current_node", Value::Unknown);
+            planned.set_attr("id", Value::Unknown);
+        } else if !node.equals(prior.attr("node")) {
+            planned.set_attr("current_node", node.clone());
+            if let (Some(n), Some(v)) = (node.as_str(), vmid_of(prior)) {
+                planned.set_attr("id", Value::from(format!("{n}/{v}")));
+            }
+        }
         // A new static address (or none) changes what ipv4_addresses reports.
         if !planned
             .attr("initialization")
@@ -901,6 +1296,7 @@ impl Resource for ProxmoxVm {
             "name",
             "description",
             "tags",
+            "pool",
             "on_boot",
             "bios",
             "machine",
@@ -976,14 +1372,35 @@ impl Resource for ProxmoxVm {
             ));
         };
         let wanted = vmid_of(&planned);
+        let slot = TaskSlot::default();
         let made = if planned.attr("clone").is_null() {
-            Self::create_from_image(&client, &planned, &node, wanted, deadline).await
+            Self::create_from_image(&client, &slot, &planned, &node, wanted, deadline).await
         } else {
-            Self::create_by_clone(&client, &planned, &node, wanted, deadline).await
+            Self::create_by_clone(&client, &slot, &planned, &node, wanted, deadline).await
         };
         let vmid = match made {
             Ok(v) => v,
-            Err(d) => return StateResponse::error(d),
+            Err(d) => {
+                // A clone or create still running when we gave up makes a VM: save it
+                // (tainted) with its task, so the next apply waits for the task before it
+                // replaces the VM, and nothing is orphaned.
+                let (Some(vmid), Some((upid, _))) = (slot.vmid(), slot.get()) else {
+                    return StateResponse::error(d);
+                };
+                let mut state = planned.clone();
+                state.set_attr("vm_id", Value::int(i64::from(vmid)));
+                state.set_attr("id", Value::from(format!("{node}/{vmid}")));
+                let mut diags: Diagnostics = d.into();
+                diags.push(Diagnostic::warning(
+                    format!("VM {vmid} may still be being created"),
+                    format!("Task {upid} was still running when the apply gave up. VM {vmid} is saved in state (tainted) with that task: the next apply waits for it before replacing the VM."),
+                ));
+                return StateResponse {
+                    state: null_unknowns(&state),
+                    private: slot.private(Private::new()),
+                    diags,
+                };
+            }
         };
         tracing::info!(vmid, node = %node, "VM created");
         // From here on the VM exists: every error returns its state.
@@ -999,7 +1416,7 @@ impl Resource for ProxmoxVm {
             } else {
                 Value::Null
             };
-            Self::apply_config(&client, &node, vmid, &known, &prior, deadline).await?;
+            Self::apply_config(&client, &slot, &node, vmid, &known, &prior, deadline).await?;
             Self::converge_power(&client, &node, vmid, started, deadline).await?;
             let ipv4 = Self::wait_agent_ipv4(&client, &known, &node, vmid, started).await;
             self.applied_state(&client, &known, &node, vmid, ipv4).await
@@ -1024,7 +1441,7 @@ impl Resource for ProxmoxVm {
                 ));
                 StateResponse {
                     state,
-                    private: Default::default(),
+                    private: slot.private(Private::new()),
                     diags,
                 }
             }
@@ -1108,9 +1525,19 @@ impl Resource for ProxmoxVm {
                     .map(str::to_owned)
                     .collect()
             });
+        let reboot_allowed = planned
+            .attr("reboot_after_update")
+            .as_bool()
+            .unwrap_or(true);
+        // Turning reboot_after_update on applies what earlier applies left pending.
+        let reboot_leftovers =
+            reboot_allowed && prior.attr("reboot_after_update").as_bool() == Some(false);
+        let slot = TaskSlot::default();
         let steps = async {
-            let at = match self.locate(&client, vmid).await {
-                Ok(Some(r)) => r.resource.node,
+            resume_task(&client, &slot, &req.private, deadline).await?;
+            client.invalidate_vm_resources().await;
+            let read = match self.locate(&client, vmid).await {
+                Ok(Some(r)) => r,
                 Ok(None) => {
                     return Err(Diagnostic::error(
                         format!("VM {vmid} is gone"),
@@ -1119,18 +1546,55 @@ impl Resource for ProxmoxVm {
                 }
                 Err(e) => return Err(api_error(format!("Cannot read VM {vmid}"), &e)),
             };
-            Self::apply_config(&client, &at, vmid, &planned, &prior, deadline).await?;
+            let mut at = read.resource.node.clone();
+            // A changed `node` moves the VM; one that is already there (HA) stays.
+            if prior.attr("node").as_str() != Some(node.as_str()) && at != node {
+                Self::migrate(&client, &slot, &at, &node, vmid, &read.config, deadline).await?;
+                at = node.clone();
+            }
+            let changed =
+                Self::apply_config(&client, &slot, &at, vmid, &planned, &prior, deadline).await?;
+            if let Some(pool) = planned.attr("pool").as_str()
+                && read.resource.pool.as_deref() != Some(pool)
+            {
+                client.set_vm_pool(pool, vmid).await.map_err(|e| {
+                    api_error(format!("Cannot move VM {vmid} to pool {pool}"), &e)
+                        .at(AttributePath::attr("pool"))
+                })?;
+            }
             Self::converge_power(&client, &at, vmid, started, deadline).await?;
-            self.applied_state(&client, &planned, &node, vmid, prior_ipv4.clone())
-                .await
+            let mut diags = Diagnostics::new();
+            if started {
+                Self::apply_pending(
+                    &client,
+                    &slot,
+                    &at,
+                    vmid,
+                    &changed,
+                    reboot_allowed,
+                    reboot_leftovers,
+                    deadline,
+                    &mut diags,
+                )
+                .await?;
+            }
+            let state = self
+                .applied_state(&client, &planned, &node, vmid, prior_ipv4.clone())
+                .await?;
+            Ok((state, diags))
         };
         match cancellable(ctx, "updating the VM", steps).await {
-            Ok(state) => StateResponse::ok(state),
+            Ok((state, diags)) => StateResponse {
+                state,
+                private: Private::new(),
+                diags,
+            },
             Err(d) => {
-                // Keep the prior state: what changed is found by the next refresh.
+                // Keep the prior state: what changed is found by the next refresh; a task still
+                // running is waited for by the next apply.
                 StateResponse {
                     state: prior,
-                    private: req.private,
+                    private: slot.private(req.private),
                     diags: d.into(),
                 }
             }
@@ -1146,7 +1610,11 @@ impl Resource for ProxmoxVm {
             return Diagnostics::new();
         };
         let deadline = Instant::now() + timeout(&req.prior, "delete", DELETE_TIMEOUT);
+        let slot = TaskSlot::default();
         let steps = async {
+            // A clone or migration an earlier apply left running holds the VM's lock.
+            resume_task(&client, &slot, &req.private, deadline).await?;
+            client.invalidate_vm_resources().await;
             let read = match self.locate(&client, vmid).await {
                 Ok(Some(r)) => r,
                 Ok(None) => return Ok(()),

@@ -119,6 +119,12 @@ pub fn schema() -> Schema {
                 .description("Proxmox VE firewall on this NIC."),
         )
         .attr(
+            Attribute::number("mtu")
+                .optional()
+                .validate(int_between(1, 65520))
+                .description("MTU of a `virtio` NIC; `1` uses the bridge's MTU. Null: Proxmox VE's default (1500)."),
+        )
+        .attr(
             Attribute::string("mac")
                 .computed()
                 .plan_modifier(use_state_for_unknown())
@@ -231,8 +237,68 @@ pub fn schema() -> Schema {
                 .optional()
                 .validate(int_between(0, 3600))
                 .description(
-                    "Seconds a create waits for the agent to report an IPv4 address when no static `ipv4_address` is set. Default 0: never wait (later refreshes pick the address up).",
+                    "Seconds a create waits for the agent to report an IPv4 address when no static `ipv4_address` is set. Default 0 (300 with `wait_for_ip`): never wait (later refreshes pick the address up).",
                 ),
+        )
+        .attr(
+            Attribute::bool("wait_for_ip")
+                .optional()
+                .description(
+                    "Make a create wait (up to `timeout`, default 300 s) until the agent reports an IPv4 address, when no static `ipv4_address` is set, so `ipv4_addresses` is known right after the apply. Refreshes never wait.",
+                ),
+        );
+    let efi_disk = Block::new()
+        .description(
+            "The EFI vars disk (`efidisk0`) that `bios = \"ovmf\"` needs. Added to an existing VM in place; changing it is refused (Proxmox VE cannot convert it), removing it deletes it.",
+        )
+        .attr(
+            Attribute::string("storage")
+                .required()
+                .validate(string_length(1, 64))
+                .description("Storage of the EFI vars volume (`local-lvm`)."),
+        )
+        .attr(
+            Attribute::string("type")
+                .default("4m")
+                .validate(one_of(&["2m", "4m"]))
+                .description("OVMF vars size (`efitype`): `4m` (needed for Secure Boot) or the legacy `2m`. Default `4m`."),
+        )
+        .attr(
+            Attribute::bool("pre_enrolled_keys")
+                .default(false)
+                .description("Enroll Microsoft's and the distribution's Secure Boot keys (`pre-enrolled-keys=1`), which turns Secure Boot on. Default `false` (Talos enrolls its own keys)."),
+        );
+    let tpm_state = Block::new()
+        .description(
+            "A TPM (`tpmstate0`). Added to an existing VM in place; changing it is refused, removing it deletes its state.",
+        )
+        .attr(
+            Attribute::string("storage")
+                .required()
+                .validate(string_length(1, 64))
+                .description("Storage of the TPM state volume (`local-lvm`)."),
+        )
+        .attr(
+            Attribute::string("version")
+                .default("v2.0")
+                .validate(one_of(&["v1.2", "v2.0"]))
+                .description("TPM version: `v2.0` (default; what Talos disk encryption uses) or `v1.2`."),
+        );
+    let cdrom = Block::new()
+        .description(
+            "A CD-ROM drive. With a `disk` (and no `clone`), an ISO to boot the new VM from: the VM boots from the CD-ROM first, then the disks.",
+        )
+        .attr(
+            Attribute::string("file_id")
+                .required()
+                .validate(string_length(4, 255))
+                .description("ISO volume (`local:iso/talos-metal-amd64.iso`), or `none` for an empty drive."),
+        )
+        .attr(
+            Attribute::string("interface")
+                .default("ide3")
+                .validate(string_length(4, 6))
+                .description("Drive slot: `ide0`…`ide3` (`ide2` holds the cloud-init drive), `sata0`…`sata5` or `scsi0`…`scsi30`. Default `ide3`."),
         );
     Schema::new(
         Block::new()
@@ -247,8 +313,7 @@ pub fn schema() -> Schema {
                 Attribute::string("node")
                     .required()
                     .validate(string_length(1, 64))
-                    .plan_modifier(requires_replace())
-                    .description("Node the VM is created on. Changing it replaces the VM (migration comes later)."),
+                    .description("Node the VM lives on. Changing it migrates the VM there (online when it runs, local disks copied along), in place: same VM id, no replacement. A VM that HA or someone else moved is not moved back: `current_node` follows it."),
             )
             .attr(
                 Attribute::number("vm_id")
@@ -277,6 +342,13 @@ pub fn schema() -> Schema {
                     .optional()
                     .computed()
                     .description("Tags. A set: Proxmox VE's sorted `a;b` form never causes a diff. Changing only tags never restarts the VM."),
+            )
+            .attr(
+                Attribute::string("pool")
+                    .optional()
+                    .computed()
+                    .validate(string_length(1, 64))
+                    .description("Resource pool the VM belongs to. Changing it moves the VM to the new pool (it must exist). Null: whatever pool Proxmox VE has (unmanaged)."),
             )
             .attr(
                 Attribute::bool("started")
@@ -321,7 +393,7 @@ pub fn schema() -> Schema {
                     .optional()
                     .computed()
                     .validate(one_of(&["seabios", "ovmf"]))
-                    .description("Firmware: `seabios` (Proxmox VE's default) or `ovmf` (UEFI; needs an EFI disk, coming later)."),
+                    .description("Firmware: `seabios` (Proxmox VE's default) or `ovmf` (UEFI; add an `efi_disk`)."),
             )
             .attr(
                 Attribute::string("machine")
@@ -338,12 +410,20 @@ pub fn schema() -> Schema {
                     .description("SCSI controller (`scsihw`): `virtio-scsi-single` for Talos. Proxmox VE's default: `lsi`."),
             )
             .attr(
+                Attribute::bool("reboot_after_update")
+                    .default(true)
+                    .description("Reboot a running VM when a change can only take effect at its next start (Proxmox VE keeps it pending: `cpu`, `bios`, `machine`, … or what the VM's `hotplug` setting excludes). Changes Proxmox VE applies live (tags, name, NICs and disks with the default `hotplug`) never reboot. With `false` the changes stay pending and the apply warns, naming them. Default `true`."),
+            )
+            .attr(
                 Attribute::bool("allow_disk_removal")
                     .default(false)
                     .description("Allow removing a `disk` block to delete that disk and its data. Default `false`: removing one is a plan-time error."),
             )
             .block(NestedBlock::new("clone", Nesting::Single, clone))
             .block(NestedBlock::new("disk", Nesting::Map, disk))
+            .block(NestedBlock::new("efi_disk", Nesting::Single, efi_disk))
+            .block(NestedBlock::new("tpm_state", Nesting::Single, tpm_state))
+            .block(NestedBlock::new("cdrom", Nesting::Single, cdrom))
             .block(NestedBlock::new("initialization", Nesting::Single, initialization))
             .block(NestedBlock::new("agent", Nesting::Single, agent))
             .block(NestedBlock::new("cpu", Nesting::Single, cpu))
