@@ -56,11 +56,39 @@ pub struct MachineConfig {
     pub os_ca_der: Vec<u8>,
     /// The OS CA key (control planes only; workers get theirs from a control plane).
     pub os_ca_key_der: Option<Vec<u8>>,
+    /// The v1alpha1 document as parsed (what the Kubernetes side and config diffs read).
+    pub doc: Value,
 }
 
 impl MachineConfig {
     pub fn is_control_plane(&self) -> bool {
         self.machine_type == "controlplane" || self.machine_type == "init"
+    }
+
+    /// A string at a JSON pointer of the v1alpha1 document (empty strings count as absent).
+    pub fn str_at(&self, ptr: &str) -> Option<&str> {
+        str_at(&self.doc, ptr)
+    }
+
+    /// The Kubernetes CA (`cluster.ca`): certificate PEM and key PEM text, as Talos decodes
+    /// them from base64.
+    pub fn k8s_ca(&self) -> Option<(String, String)> {
+        let dec = |ptr: &str| {
+            self.str_at(ptr)
+                .and_then(|b| {
+                    base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b.trim())
+                        .ok()
+                })
+                .and_then(|b| String::from_utf8(b).ok())
+        };
+        Some((dec("/cluster/ca/crt")?, dec("/cluster/ca/key")?))
+    }
+
+    /// The Talos version an installed node runs: the tag of `machine.install.image` when it is
+    /// `vX.Y.Z`.
+    pub fn install_version(&self) -> Option<String> {
+        self.str_at("/machine/install/image")
+            .and_then(image_version)
     }
 
     /// The OS CA key, parsed (Ed25519).
@@ -71,12 +99,38 @@ impl MachineConfig {
     }
 }
 
+/// The tag of an image reference (`registry/repo:tag`, optionally `@digest`).
+pub fn image_tag(image: &str) -> Option<&str> {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    let last = without_digest.rsplit('/').next().unwrap_or(without_digest);
+    last.split_once(':')
+        .map(|(_, t)| t)
+        .filter(|t| !t.is_empty())
+}
+
+/// The tag of an image when it is a version `vX.Y.Z` (pre-release suffixes allowed).
+pub fn image_version(image: &str) -> Option<String> {
+    let tag = image_tag(image)?;
+    let core = tag.strip_prefix('v')?;
+    let core = core.split(['-', '+']).next().unwrap_or(core);
+    let parts: Vec<&str> = core.split('.').collect();
+    (parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())))
+    .then(|| tag.to_string())
+}
+
 /// Parse and validate a config as `ApplyConfiguration` receives it.
 pub fn parse(bytes: &[u8]) -> Result<MachineConfig, ConfigError> {
     let schema = ConfigSchema::global().map_err(|e| ConfigError::Schema(e.to_string()))?;
     let docs = documents(bytes)?;
     let mut v1 = None;
+    let mut hostname = None;
     for doc in &docs {
+        if doc.get("kind").and_then(Value::as_str) == Some("HostnameConfig") {
+            hostname = str_at(doc, "/hostname").map(str::to_string);
+        }
         let def = schema.definition_for(doc).map_err(|e| match e {
             SchemaError::Unknown(m) => ConfigError::Decode(m),
             SchemaError::Load(m) => ConfigError::Schema(m),
@@ -105,6 +159,9 @@ pub fn parse(bytes: &[u8]) -> Result<MachineConfig, ConfigError> {
         ConfigError::Invalid("the lab needs a v1alpha1 document (machine and cluster)".into())
     })?;
     let mut cfg = check_v1alpha1(v1)?;
+    if hostname.is_some() {
+        cfg.hostname = hostname;
+    }
     cfg.hash = hex::encode(Sha256::digest(bytes));
     cfg.raw = bytes.to_vec();
     Ok(cfg)
@@ -238,6 +295,7 @@ fn check_v1alpha1(v: &Value) -> Result<MachineConfig, ConfigError> {
         endpoint,
         os_ca_der: crt.der,
         os_ca_key_der: key,
+        doc: v.clone(),
     })
 }
 
@@ -256,6 +314,24 @@ mod tests {
         ] {
             assert!(!is_token(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn image_versions() {
+        assert_eq!(
+            image_version("ghcr.io/siderolabs/installer:v1.13.10").as_deref(),
+            Some("v1.13.10")
+        );
+        assert_eq!(
+            image_version("factory.talos.dev/installer/abc123:v1.14.0-rc.1").as_deref(),
+            Some("v1.14.0-rc.1")
+        );
+        assert_eq!(image_version("registry:5000/installer"), None);
+        assert_eq!(image_version("ghcr.io/siderolabs/installer:latest"), None);
+        assert_eq!(
+            image_tag("registry.k8s.io/kube-apiserver:v1.34.1"),
+            Some("v1.34.1")
+        );
     }
 
     #[test]

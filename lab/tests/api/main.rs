@@ -4,6 +4,8 @@ mod auth;
 mod cli;
 mod common;
 mod control;
+mod etcd;
+mod k8s;
 mod locks;
 mod schema;
 mod talos;

@@ -1,0 +1,828 @@
+//! The kube-apiserver HTTP surface: authentication (x509 against the Kubernetes CA), the
+//! authorization a fresh cluster has (system:masters may do anything; everyone may read
+//! version and health; authenticated users may read discovery), health, version, discovery
+//! and core/v1 CRUD with the real Status error bodies.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Method, Response, StatusCode};
+use serde_json::{Map, Value, json};
+
+use super::ApiServer;
+use super::store::{self, Kind, StoreError};
+use super::tls::Identity;
+use crate::http::Req;
+
+pub type Resp = Response<Full<Bytes>>;
+
+/// An early answer (boxed: a response is large).
+type Early = Box<Resp>;
+
+fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_str(content_type)
+            .unwrap_or(hyper::header::HeaderValue::from_static("application/json")),
+    );
+    r.headers_mut().insert(
+        "x-content-type-options",
+        hyper::header::HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
+fn json_resp(status: StatusCode, v: &Value) -> Resp {
+    respond(
+        status,
+        "application/json",
+        serde_json::to_vec(v).unwrap_or_default(),
+    )
+}
+
+fn text(status: StatusCode, body: &str) -> Resp {
+    respond(
+        status,
+        "text/plain; charset=utf-8",
+        body.as_bytes().to_vec(),
+    )
+}
+
+/// A `metav1.Status` failure.
+pub fn status(code: u16, reason: &str, message: &str, details: Option<Value>) -> Resp {
+    let mut v = json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+    });
+    if let Some(d) = details {
+        v["details"] = d;
+    }
+    v["code"] = json!(code);
+    json_resp(
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        &v,
+    )
+}
+
+fn unauthorized() -> Resp {
+    status(401, "Unauthorized", "Unauthorized", None)
+}
+
+fn not_found(resource: &str, name: &str) -> Resp {
+    status(
+        404,
+        "NotFound",
+        &format!("{resource} \"{name}\" not found"),
+        Some(json!({"name": name, "kind": resource})),
+    )
+}
+
+fn store_err(e: StoreError) -> Resp {
+    match e {
+        StoreError::NotFound { resource, name } => not_found(&resource, &name),
+        StoreError::AlreadyExists { resource, name } => status(
+            409,
+            "AlreadyExists",
+            &format!("{resource} \"{name}\" already exists"),
+            Some(json!({"name": name, "kind": resource})),
+        ),
+        StoreError::Conflict { resource, name } => status(
+            409,
+            "Conflict",
+            &format!(
+                "Operation cannot be fulfilled on {resource} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
+            ),
+            Some(json!({"name": name, "kind": resource})),
+        ),
+    }
+}
+
+fn bad_request(msg: &str) -> Resp {
+    status(400, "BadRequest", msg, None)
+}
+
+fn invalid(kind: &str, name: &str, field: &str, value: &str, why: &str) -> Resp {
+    let detail = if value.is_empty() && why.starts_with("Required") {
+        why.to_string()
+    } else {
+        format!("Invalid value: \"{value}\": {why}")
+    };
+    let reason = if why.starts_with("Required") {
+        "FieldValueRequired"
+    } else {
+        "FieldValueInvalid"
+    };
+    status(
+        422,
+        "Invalid",
+        &format!("{kind} \"{name}\" is invalid: {field}: {detail}"),
+        Some(json!({
+            "name": name,
+            "kind": kind,
+            "causes": [{"reason": reason, "message": detail, "field": field}],
+        })),
+    )
+}
+
+/// Who the request is from, after authentication.
+struct User {
+    name: String,
+    groups: Vec<String>,
+}
+
+impl User {
+    fn masters(&self) -> bool {
+        self.groups.iter().any(|g| g == "system:masters")
+    }
+    fn anonymous(&self) -> bool {
+        self.name == "system:anonymous"
+    }
+}
+
+/// The RBAC answer for a resource request by anyone but system:masters.
+fn forbidden(u: &User, verb: &str, resource: &str, name: Option<&str>, ns: Option<&str>) -> Resp {
+    let subject = match name {
+        Some(n) => format!("{resource} \"{n}\""),
+        None => resource.to_string(),
+    };
+    let scope = match ns {
+        Some(ns) => format!("in the namespace \"{ns}\""),
+        None => "at the cluster scope".to_string(),
+    };
+    let mut details = json!({"kind": resource});
+    if let Some(n) = name {
+        details["name"] = json!(n);
+    }
+    status(
+        403,
+        "Forbidden",
+        &format!(
+            "{subject} is forbidden: User \"{}\" cannot {verb} resource \"{resource}\" in API group \"\" {scope}",
+            u.name
+        ),
+        Some(details),
+    )
+}
+
+fn forbidden_path(u: &User, path: &str) -> Resp {
+    status(
+        403,
+        "Forbidden",
+        &format!("forbidden: User \"{}\" cannot get path \"{path}\"", u.name),
+        Some(json!({})),
+    )
+}
+
+fn query(req: &Req) -> Vec<(String, String)> {
+    req.uri()
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
+}
+
+fn q<'a>(qs: &'a [(String, String)], k: &str) -> Option<&'a str> {
+    qs.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str())
+}
+
+/// The health checks `?verbose` lists (the real server's names).
+const CHECKS: &[&str] = &[
+    "ping",
+    "log",
+    "etcd",
+    "etcd-readiness",
+    "informer-sync",
+    "poststarthook/start-apiserver-admission-initializer",
+    "poststarthook/generic-apiserver-start-informers",
+    "poststarthook/start-apiextensions-informers",
+    "poststarthook/start-apiextensions-controllers",
+    "poststarthook/crd-informer-synced",
+    "poststarthook/bootstrap-controller",
+    "poststarthook/rbac/bootstrap-roles",
+    "poststarthook/scheduling/bootstrap-system-priority-classes",
+    "poststarthook/start-kube-aggregator-informers",
+    "poststarthook/apiservice-registration-controller",
+    "poststarthook/apiservice-discovery-controller",
+    "shutdown",
+];
+
+fn health(path: &str, qs: &[(String, String)]) -> Resp {
+    if q(qs, "verbose").is_none() {
+        return text(StatusCode::OK, "ok");
+    }
+    let checks: Vec<&str> = CHECKS
+        .iter()
+        .copied()
+        .filter(|c| match path {
+            "/livez" => *c != "etcd-readiness" && *c != "informer-sync" && *c != "shutdown",
+            "/healthz" => *c != "etcd-readiness" && *c != "informer-sync" && *c != "shutdown",
+            _ => true,
+        })
+        .collect();
+    let mut body = String::new();
+    for c in checks {
+        body.push_str(&format!("[+]{c} ok\n"));
+    }
+    body.push_str(&format!("{} check passed\n", &path[1..]));
+    text(StatusCode::OK, &body)
+}
+
+fn api_resources() -> Value {
+    let resources: Vec<Value> = store::KINDS
+        .iter()
+        .map(|k| {
+            let mut r = json!({
+                "name": k.resource,
+                "singularName": k.singular,
+                "namespaced": k.namespaced,
+                "kind": k.kind,
+                "verbs": k.verbs,
+            });
+            if !k.short_names.is_empty() {
+                r["shortNames"] = json!(k.short_names);
+            }
+            r
+        })
+        .collect();
+    json!({"kind": "APIResourceList", "groupVersion": "v1", "resources": resources})
+}
+
+/// A name is valid for the resource (namespaces and services: DNS-1123 label; others:
+/// DNS-1123 subdomain). Returns the real validation message on failure.
+fn name_error(resource: &str, name: &str) -> Option<String> {
+    let label_ok = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 63
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && s.as_bytes()[0].is_ascii_alphanumeric()
+            && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric()
+    };
+    if resource == "namespaces" || resource == "services" {
+        if label_ok(name) {
+            return None;
+        }
+        return Some("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')".into());
+    }
+    if name.len() <= 253 && name.split('.').all(label_ok) {
+        return None;
+    }
+    Some("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')".into())
+}
+
+/// JSON merge patch (RFC 7386).
+pub fn merge_patch(target: &mut Value, patch: &Value) {
+    match patch {
+        Value::Object(p) => {
+            if !target.is_object() {
+                *target = Value::Object(Map::new());
+            }
+            let t = target.as_object_mut().expect("object");
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        other => *target = other.clone(),
+    }
+}
+
+/// Path pieces of a core/v1 resource request.
+#[derive(Debug)]
+struct Target<'a> {
+    kind: &'static Kind,
+    ns: Option<&'a str>,
+    name: Option<&'a str>,
+}
+
+fn parse_target(rest: &str) -> Result<Target<'_>, ()> {
+    let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
+    let k = |r: &str| store::kind(r).ok_or(());
+    match parts.as_slice() {
+        [r] => Ok(Target {
+            kind: k(r)?,
+            ns: None,
+            name: None,
+        }),
+        ["namespaces", ns, r] => {
+            let kind = k(r)?;
+            if !kind.namespaced {
+                return Err(());
+            }
+            Ok(Target {
+                kind,
+                ns: Some(ns),
+                name: None,
+            })
+        }
+        ["namespaces", ns, r, name] => {
+            let kind = k(r)?;
+            if !kind.namespaced {
+                return Err(());
+            }
+            Ok(Target {
+                kind,
+                ns: Some(ns),
+                name: Some(name),
+            })
+        }
+        [r, name] => {
+            let kind = k(r)?;
+            if kind.namespaced {
+                return Err(());
+            }
+            Ok(Target {
+                kind,
+                ns: None,
+                name: Some(name),
+            })
+        }
+        _ => Err(()),
+    }
+}
+
+/// Serve one request of an authenticated connection.
+pub async fn handle(api: Arc<ApiServer>, identity: Identity, req: Req) -> Resp {
+    let path = req.uri().path().to_string();
+    let qs = query(&req);
+    let user = match identity {
+        Identity::Invalid => return unauthorized(),
+        Identity::Anonymous => User {
+            name: "system:anonymous".into(),
+            groups: vec!["system:unauthenticated".into()],
+        },
+        Identity::User { name, mut groups } => {
+            groups.push("system:authenticated".into());
+            User { name, groups }
+        }
+    };
+    let method = req.method().clone();
+    // Non-resource URLs everyone may GET (system:public-info-viewer).
+    match path.as_str() {
+        "/version" | "/version/" => {
+            if method != Method::GET {
+                return forbidden_path(&user, &path);
+            }
+            return json_resp(StatusCode::OK, &api.version_info());
+        }
+        "/healthz" | "/livez" | "/readyz" => return health(&path, &qs),
+        _ => {}
+    }
+    if let Some(check) = ["/healthz/", "/livez/", "/readyz/"]
+        .iter()
+        .find_map(|p| path.strip_prefix(p))
+    {
+        return if CHECKS.contains(&check) {
+            text(StatusCode::OK, "ok")
+        } else {
+            text(StatusCode::NOT_FOUND, "404 page not found\n")
+        };
+    }
+    // Discovery: authenticated users (system:discovery).
+    let discovery = matches!(
+        path.as_str(),
+        "/api" | "/api/" | "/api/v1" | "/apis" | "/apis/"
+    ) || path.starts_with("/openapi/");
+    if discovery {
+        if user.anonymous() && !user.masters() {
+            return forbidden_path(&user, &path);
+        }
+        return match path.trim_end_matches('/') {
+            "/api" => json_resp(
+                StatusCode::OK,
+                &json!({
+                    "kind": "APIVersions",
+                    "versions": ["v1"],
+                    "serverAddressByClientCIDRs": [
+                        {"clientCIDR": "0.0.0.0/0", "serverAddress": api.bound.to_string()}
+                    ],
+                }),
+            ),
+            "/api/v1" => json_resp(StatusCode::OK, &api_resources()),
+            "/apis" => json_resp(
+                StatusCode::OK,
+                &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}),
+            ),
+            _ => status(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+                Some(json!({})),
+            ),
+        };
+    }
+    let Some(rest) = path.strip_prefix("/api/v1/") else {
+        if !user.masters() {
+            return forbidden_path(&user, &path);
+        }
+        return text(StatusCode::NOT_FOUND, "404 page not found\n");
+    };
+    let Ok(target) = parse_target(rest) else {
+        return status(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+            Some(json!({})),
+        );
+    };
+    let watch = q(&qs, "watch").is_some_and(|w| w == "1" || w == "true");
+    let verb = match (&method, target.name) {
+        (&Method::GET, Some(_)) => "get",
+        (&Method::GET, None) if watch => "watch",
+        (&Method::GET, None) => "list",
+        (&Method::POST, None) => "create",
+        (&Method::PUT, Some(_)) => "update",
+        (&Method::PATCH, Some(_)) => "patch",
+        (&Method::DELETE, Some(_)) => "delete",
+        (&Method::DELETE, None) => "deletecollection",
+        _ => {
+            return status(
+                405,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource",
+                Some(json!({})),
+            );
+        }
+    };
+    if !user.masters() {
+        return forbidden(&user, verb, target.kind.resource, target.name, target.ns);
+    }
+    api.sync_nodes();
+    let (headers, body) = {
+        let headers = req.headers().clone();
+        match crate::http::read_body(req.into_body()).await {
+            Ok(b) => (headers, b),
+            Err(e) => return bad_request(&e),
+        }
+    };
+    serve_resource(&api, verb, &target, &qs, &headers, &body)
+}
+
+fn decode_body(headers: &hyper::HeaderMap, body: &[u8]) -> Result<Value, Early> {
+    let ct = headers
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let ct = ct.split(';').next().unwrap_or_default().trim();
+    let v: Result<Value, String> = match ct {
+        "application/json" | "" => serde_json::from_slice(body).map_err(|e| e.to_string()),
+        "application/yaml" => serde_yaml::from_slice(body).map_err(|e| e.to_string()),
+        _ => {
+            return Err(Box::new(status(
+                415,
+                "UnsupportedMediaType",
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
+                None,
+            )));
+        }
+    };
+    match v {
+        Ok(v) if v.is_object() => Ok(v),
+        Ok(_) => Err(Box::new(bad_request("Object 'Kind' is missing in '{}'"))),
+        Err(e) => Err(Box::new(bad_request(&format!(
+            "the object provided is unrecognized: {e}"
+        )))),
+    }
+}
+
+fn strip_list_item(mut v: Value) -> Value {
+    if let Some(o) = v.as_object_mut() {
+        o.remove("apiVersion");
+        o.remove("kind");
+    }
+    v
+}
+
+fn serve_resource(
+    api: &ApiServer,
+    verb: &str,
+    t: &Target<'_>,
+    qs: &[(String, String)],
+    headers: &hyper::HeaderMap,
+    body: &[u8],
+) -> Resp {
+    let store = &api.store;
+    let k = t.kind;
+    let ns = t.ns.unwrap_or("");
+    let namespaces = store::kind("namespaces").expect("namespaces");
+    let render = |v: Value| -> Value {
+        if k.resource == "nodes" {
+            api.node_view(v)
+        } else {
+            v
+        }
+    };
+    match verb {
+        "get" => match store.get(k, ns, t.name.unwrap_or_default()) {
+            Ok(v) => json_resp(StatusCode::OK, &render(v)),
+            Err(e) => store_err(e),
+        },
+        "list" | "watch" => {
+            if verb == "watch" {
+                return status(
+                    405,
+                    "MethodNotAllowed",
+                    "lab: watch is not simulated",
+                    Some(json!({})),
+                );
+            }
+            let labels = match q(qs, "labelSelector").map(store::parse_label_selector) {
+                Some(Err(e)) => return bad_request(&e),
+                Some(Ok(r)) => r,
+                None => Vec::new(),
+            };
+            let fields = match q(qs, "fieldSelector").map(store::parse_field_selector) {
+                Some(Err(e)) => return bad_request(&e),
+                Some(Ok(r)) => r,
+                None => Vec::new(),
+            };
+            let (items, rv) = store.list(k, t.ns);
+            let items: Vec<Value> = items
+                .into_iter()
+                .filter(|o| store::labels_match(o, &labels) && store::fields_match(o, &fields))
+                .map(|o| strip_list_item(render(o)))
+                .collect();
+            json_resp(
+                StatusCode::OK,
+                &json!({
+                    "kind": format!("{}List", k.kind),
+                    "apiVersion": "v1",
+                    "metadata": {"resourceVersion": rv.to_string()},
+                    "items": items,
+                }),
+            )
+        }
+        "create" => {
+            let mut obj = match decode_body(headers, body) {
+                Ok(v) => v,
+                Err(r) => return *r,
+            };
+            if k.namespaced {
+                if let Some(bns) = obj.pointer("/metadata/namespace").and_then(Value::as_str)
+                    && !bns.is_empty()
+                    && bns != ns
+                {
+                    return bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    );
+                }
+                if store.get(namespaces, "", ns).is_err() {
+                    return not_found("namespaces", ns);
+                }
+            }
+            let mut name = obj
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            if name.is_empty()
+                && let Some(g) = obj
+                    .pointer("/metadata/generateName")
+                    .and_then(Value::as_str)
+            {
+                let suffix: String = (0..5)
+                    .map(|_| {
+                        let c = b"bcdfghjklmnpqrstvwxz2456789"[rand::random_range(0..27)];
+                        c as char
+                    })
+                    .collect();
+                name = format!("{g}{suffix}");
+                obj["metadata"]["name"] = json!(name);
+            }
+            if name.is_empty() {
+                return invalid(
+                    k.kind,
+                    "",
+                    "metadata.name",
+                    "",
+                    "Required value: name or generateName is required",
+                );
+            }
+            if let Some(why) = name_error(k.resource, &name) {
+                return invalid(k.kind, &name, "metadata.name", &name, &why);
+            }
+            if q(qs, "dryRun").is_some() {
+                return json_resp(StatusCode::CREATED, &obj);
+            }
+            match store.create(k, ns, obj) {
+                Ok(v) => json_resp(StatusCode::CREATED, &render(v)),
+                Err(e) => store_err(e),
+            }
+        }
+        "update" => {
+            let name = t.name.unwrap_or_default();
+            let obj = match decode_body(headers, body) {
+                Ok(v) => v,
+                Err(r) => return *r,
+            };
+            let bname = obj
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if bname != name {
+                return bad_request(&format!(
+                    "the name of the object ({bname}) does not match the name on the URL ({name})"
+                ));
+            }
+            match store.update(k, ns, name, obj) {
+                Ok(v) => json_resp(StatusCode::OK, &render(v)),
+                Err(e) => store_err(e),
+            }
+        }
+        "patch" => patch(api, t, qs, headers, body),
+        "delete" => {
+            let name = t.name.unwrap_or_default();
+            match store.delete(k, ns, name) {
+                Ok(v) if k.resource == "namespaces" => {
+                    let mut v = v;
+                    v["metadata"]["deletionTimestamp"] =
+                        json!(store::rfc3339(std::time::SystemTime::now()));
+                    v["status"] = json!({"phase": "Terminating"});
+                    json_resp(StatusCode::OK, &v)
+                }
+                Ok(v) => json_resp(
+                    StatusCode::OK,
+                    &json!({
+                        "kind": "Status",
+                        "apiVersion": "v1",
+                        "metadata": {},
+                        "status": "Success",
+                        "details": {
+                            "name": name,
+                            "kind": k.resource,
+                            "uid": v["metadata"]["uid"],
+                        },
+                    }),
+                ),
+                Err(e) => store_err(e),
+            }
+        }
+        "deletecollection" => {
+            let (items, _) = store.list(k, t.ns);
+            for o in &items {
+                if let Some(n) = o.pointer("/metadata/name").and_then(Value::as_str) {
+                    let _ = store.delete(k, ns, n);
+                }
+            }
+            let (_, rv) = store.list(k, t.ns);
+            json_resp(
+                StatusCode::OK,
+                &json!({
+                    "kind": format!("{}List", k.kind),
+                    "apiVersion": "v1",
+                    "metadata": {"resourceVersion": rv.to_string()},
+                    "items": items.into_iter().map(strip_list_item).collect::<Vec<_>>(),
+                }),
+            )
+        }
+        _ => status(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+            Some(json!({})),
+        ),
+    }
+}
+
+fn patch(
+    api: &ApiServer,
+    t: &Target<'_>,
+    qs: &[(String, String)],
+    headers: &hyper::HeaderMap,
+    body: &[u8],
+) -> Resp {
+    let store = &api.store;
+    let k = t.kind;
+    let ns = t.ns.unwrap_or("");
+    let name = t.name.unwrap_or_default();
+    let ct = headers
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let parse = |b: &[u8]| -> Result<Value, Early> {
+        serde_json::from_slice(b)
+            .or_else(|_| serde_yaml::from_slice(b))
+            .map_err(|e: serde_yaml::Error| Box::new(bad_request(&e.to_string())))
+    };
+    let current = store.get(k, ns, name);
+    let result = match ct.as_str() {
+        "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
+            let p = match parse(body) {
+                Ok(p) => p,
+                Err(r) => return *r,
+            };
+            let mut cur = match current {
+                Ok(c) => c,
+                Err(e) => return store_err(e),
+            };
+            merge_patch(&mut cur, &p);
+            cur
+        }
+        "application/json-patch+json" => {
+            let ops: json_patch::Patch = match serde_json::from_slice(body) {
+                Ok(p) => p,
+                Err(e) => return bad_request(&e.to_string()),
+            };
+            let mut cur = match current {
+                Ok(c) => c,
+                Err(e) => return store_err(e),
+            };
+            if let Err(e) = json_patch::patch(&mut cur, &ops) {
+                return status(
+                    422,
+                    "Invalid",
+                    &e.to_string(),
+                    Some(json!({"name": name, "kind": k.kind})),
+                );
+            }
+            cur
+        }
+        "application/apply-patch+yaml" => {
+            if q(qs, "fieldManager").is_none_or(str::is_empty) {
+                return status(
+                    422,
+                    "Invalid",
+                    "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+                    Some(
+                        json!({"group": "meta.k8s.io", "kind": "PatchOptions", "causes": [{"reason": "FieldValueRequired", "message": "Required value: is required for apply patch", "field": "fieldManager"}]}),
+                    ),
+                );
+            }
+            let p = match parse(body) {
+                Ok(p) => p,
+                Err(r) => return *r,
+            };
+            match current {
+                Ok(mut cur) => {
+                    merge_patch(&mut cur, &p);
+                    cur
+                }
+                Err(StoreError::NotFound { .. }) => {
+                    if k.namespaced
+                        && store
+                            .get(store::kind("namespaces").expect("ns"), "", ns)
+                            .is_err()
+                    {
+                        return not_found("namespaces", ns);
+                    }
+                    let mut obj = p;
+                    obj["metadata"]["name"] = json!(name);
+                    return match store.create(k, ns, obj) {
+                        Ok(v) => json_resp(StatusCode::CREATED, &v),
+                        Err(e) => store_err(e),
+                    };
+                }
+                Err(e) => return store_err(e),
+            }
+        }
+        _ => {
+            return status(
+                415,
+                "UnsupportedMediaType",
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json",
+                None,
+            );
+        }
+    };
+    let mut result = result;
+    // A patch carries no precondition unless it names a resourceVersion itself.
+    if body_rv(body).is_none()
+        && let Some(m) = result["metadata"].as_object_mut()
+    {
+        m.remove("resourceVersion");
+    }
+    match store.update(k, ns, name, result) {
+        Ok(v) => json_resp(
+            StatusCode::OK,
+            &if k.resource == "nodes" {
+                api.node_view(v)
+            } else {
+                v
+            },
+        ),
+        Err(e) => store_err(e),
+    }
+}
+
+fn body_rv(body: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(body)
+        .or_else(|_| serde_yaml::from_slice(body))
+        .ok()?;
+    v.pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
