@@ -19,6 +19,10 @@ pub enum ConfigError {
     Invalid(String),
     #[error("lab error: {0}")]
     Schema(String),
+    #[error(
+        "the applied machine configuration doesn't contain v1alpha1 config, did you mean to patch the machine config instead?"
+    )]
+    NoV1Alpha1,
 }
 
 impl From<PkiError> for ConfigError {
@@ -155,9 +159,7 @@ pub fn parse(bytes: &[u8]) -> Result<MachineConfig, ConfigError> {
             v1 = Some(doc);
         }
     }
-    let v1 = v1.ok_or_else(|| {
-        ConfigError::Invalid("the lab needs a v1alpha1 document (machine and cluster)".into())
-    })?;
+    let v1 = v1.ok_or(ConfigError::NoV1Alpha1)?;
     let mut cfg = check_v1alpha1(v1)?;
     if hostname.is_some() {
         cfg.hostname = hostname;
@@ -343,7 +345,7 @@ mod tests {
         );
         assert!(matches!(
             parse(b"apiVersion: v1alpha1\nkind: HostnameConfig\nhostname: a\n"),
-            Err(ConfigError::Invalid(_))
+            Err(ConfigError::NoV1Alpha1)
         ));
     }
 }

@@ -11,10 +11,10 @@ use super::Talos;
 use super::authz::{self, Caller, Mode};
 use super::cluster::EtcdError;
 use super::config::{self, ConfigError, MachineConfig};
-use super::kubeconfig;
 use super::node::{Node, Stage};
 use super::proto::common;
 use super::proto::machine::{self as m, apply_configuration_request::Mode as ApplyMode};
+use super::{apply, kubeconfig};
 
 const MACHINE: &str = "/machine.MachineService/";
 
@@ -156,14 +156,14 @@ impl m::machine_service_server::MachineService for MachineApi {
                 }],
             })
         };
-        if r.dry_run {
-            return Ok(reply(
-                requested,
-                "Dry run: the config is valid; nothing was applied",
-            ));
-        }
         match caller.mode {
             Mode::Maintenance => {
+                if r.dry_run {
+                    return Ok(reply(
+                        requested,
+                        "Dry run: the config is valid; nothing was applied",
+                    ));
+                }
                 if self.node.state().stage != Stage::Maintenance {
                     return Err(Status::failed_precondition(
                         "the machine is not in maintenance mode",
@@ -176,21 +176,82 @@ impl m::machine_service_server::MachineService for MachineApi {
                 ))
             }
             Mode::Running => {
-                let reboot = requested == ApplyMode::Reboot;
-                self.node.state().disk.config = Some(cfg);
-                if reboot {
-                    self.node.reboot_soon();
-                    Ok(reply(
-                        ApplyMode::Reboot,
-                        "Applied configuration with a reboot",
-                    ))
-                } else {
-                    // A seam: the lab applies every change live for now.
-                    Ok(reply(
-                        ApplyMode::NoReboot,
-                        "Applied configuration without a reboot",
-                    ))
+                let current = self.node.state().disk.config.clone().ok_or_else(|| {
+                    Status::failed_precondition("the machine has no configuration")
+                })?;
+                let immediate = apply::can_apply_immediate(&current.doc, &cfg.doc);
+                let mut mode = requested;
+                let mut mode_err = String::new();
+                let mut details = match requested {
+                    ApplyMode::Try | ApplyMode::NoReboot => {
+                        immediate.map_err(Status::invalid_argument)?;
+                        "Applied configuration without a reboot"
+                    }
+                    ApplyMode::Staged => "Staged configuration to be applied after the next reboot",
+                    ApplyMode::Auto => match immediate {
+                        Ok(()) => {
+                            mode = ApplyMode::NoReboot;
+                            "Applied configuration without a reboot"
+                        }
+                        Err(e) => {
+                            mode = ApplyMode::Reboot;
+                            mode_err = format!(": {e}");
+                            "Applied configuration with a reboot"
+                        }
+                    },
+                    ApplyMode::Reboot => "Applied configuration with a reboot",
                 }
+                .to_string();
+                if r.dry_run {
+                    let diff = apply::unified_diff(
+                        &String::from_utf8_lossy(&current.raw),
+                        &String::from_utf8_lossy(&cfg.raw),
+                    );
+                    let diff = if diff.is_empty() {
+                        "No changes.".to_string()
+                    } else {
+                        diff
+                    };
+                    return Ok(reply(
+                        mode,
+                        &format!(
+                            "Dry run summary:\n{details} (skipped in dry-run).\nConfig diff:\n\n{diff}"
+                        ),
+                    ));
+                }
+                match mode {
+                    ApplyMode::Try => {
+                        let timeout = r
+                            .try_mode_timeout
+                            .and_then(|d| std::time::Duration::try_from(d).ok())
+                            .unwrap_or(std::time::Duration::from_secs(60));
+                        details.push_str(&format!(
+                            "\nThe config is applied in 'try' mode and will be automatically reverted back in {}",
+                            apply::go_duration(timeout)
+                        ));
+                        let hash = cfg.hash.clone();
+                        self.node.state().disk.config = Some(cfg);
+                        let node = self.node.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(timeout).await;
+                            let mut st = node.state();
+                            if st.disk.config.as_ref().is_some_and(|c| c.hash == hash) {
+                                st.disk.config = Some(current);
+                            }
+                        });
+                    }
+                    ApplyMode::Staged => {
+                        self.node.state().disk.staged_config = Some(cfg);
+                    }
+                    ApplyMode::Reboot => {
+                        self.node.state().disk.config = Some(cfg);
+                        self.node.reboot_soon();
+                    }
+                    _ => {
+                        self.node.state().disk.config = Some(cfg);
+                    }
+                }
+                Ok(reply(mode, &format!("{details}{mode_err}")))
             }
         }
     }

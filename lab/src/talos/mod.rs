@@ -11,6 +11,7 @@
 //! This registry follows the PVE simulation's `VmEvent`s; [`cluster`] adds the cluster-wide
 //! view (etcd membership, the OS CA key workers borrow) that no single node has.
 
+pub mod apply;
 pub mod authz;
 pub mod cluster;
 pub mod config;

@@ -60,6 +60,8 @@ pub struct Disk {
     pub version: Option<String>,
     /// A staged upgrade (`Upgrade` with `stage`), installed at the next reboot.
     pub staged_version: Option<Option<String>>,
+    /// A config applied in STAGED mode, active from the next reboot.
+    pub staged_config: Option<MachineConfig>,
 }
 
 /// The mutable part of a node.
@@ -192,6 +194,9 @@ impl Node {
         st.epoch += 1;
         if let Some(v) = st.disk.staged_version.take() {
             st.disk.version = v;
+        }
+        if let Some(c) = st.disk.staged_config.take() {
+            st.disk.config = Some(c);
         }
         self.set(st, Stage::Rebooting, None);
         let target = if st.disk.config.is_some() {

@@ -1,5 +1,6 @@
 //! Drives the lab in-process over real HTTPS (reqwest + rustls trusting the lab CA).
 
+mod apply;
 mod auth;
 mod cli;
 mod common;
