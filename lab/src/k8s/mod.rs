@@ -141,12 +141,14 @@ impl K8s {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A cluster's store (created on first use).
+    /// A cluster's store (created on first use): one per bootstrap of its etcd, so a cluster
+    /// bootstrapped again starts empty.
     pub fn store(&self, key: &str) -> Arc<Store> {
+        let generation = self.talos.etcd_generation(key);
         self.stores
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .entry(key.to_string())
+            .entry(format!("{key}#{generation}"))
             .or_insert_with(|| Arc::new(Store::new()))
             .clone()
     }

@@ -38,6 +38,8 @@ impl Member {
 #[derive(Debug, Clone, Default)]
 pub struct EtcdCluster {
     pub members: Vec<Member>,
+    /// Bumped by every bootstrap: a new etcd, so a new (empty) Kubernetes store.
+    pub generation: u64,
 }
 
 /// Why an etcd operation failed (mapped to Talos's gRPC answers by the caller).
@@ -165,6 +167,11 @@ impl Talos {
         self.disks().get(&vmid).is_some_and(|d| d.bootstrapped)
     }
 
+    /// Which bootstrap of the cluster's etcd is current (0: never bootstrapped).
+    pub fn etcd_generation(&self, key: &str) -> u64 {
+        self.etcd_state().get(key).map_or(0, |e| e.generation)
+    }
+
     /// The explicit member list (empty before bootstrap).
     pub fn etcd_member_list(&self, key: &str) -> Vec<Member> {
         self.etcd_state()
@@ -207,12 +214,16 @@ impl Talos {
             hostname: hostname(node.ip, cfg),
             ip: node.ip,
         };
-        self.etcd_state().insert(
+        let mut st = self.etcd_state();
+        let generation = st.get(&cfg.cluster_key).map_or(0, |e| e.generation) + 1;
+        st.insert(
             cfg.cluster_key.clone(),
             EtcdCluster {
                 members: vec![member],
+                generation,
             },
         );
+        drop(st);
         node.state().disk.bootstrapped = true;
     }
 
