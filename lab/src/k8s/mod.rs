@@ -43,6 +43,8 @@ pub struct ApiServer {
     /// gitVersion (`cluster.apiServer.image` tag).
     pub version: String,
     talos: Arc<Talos>,
+    /// Each Node's last posted status (Ready condition and taints): a change is an update.
+    node_status: Mutex<HashMap<String, Value>>,
 }
 
 impl ApiServer {
@@ -85,6 +87,27 @@ impl ApiServer {
                     },
                 );
                 self.store.register_node(n.node.vmid, n.boots, reg);
+            }
+        }
+        // The kubelet (or the node lifecycle controller) posts status changes: they move the
+        // Node's resourceVersion and reach watches as MODIFIED.
+        let nodes = store::kind("nodes").expect("nodes");
+        let (items, _) = self.store.list(nodes, None);
+        let mut seen = self.node_status.lock().unwrap_or_else(|e| e.into_inner());
+        for obj in items {
+            let name = obj["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let v = self.node_view(obj);
+            let key = json!([
+                v["status"]["conditions"],
+                v["spec"]["taints"],
+                v["status"]["nodeInfo"]
+            ]);
+            match seen.insert(name.clone(), key.clone()) {
+                Some(prev) if prev != key => self.store.touch(nodes, "", &name),
+                _ => {}
             }
         }
     }
@@ -268,6 +291,7 @@ impl K8s {
             store: self.store(key),
             version: nodes::version_from(cfg, "/cluster/apiServer/image"),
             talos: self.talos.clone(),
+            node_status: Mutex::new(HashMap::new()),
         });
         let (tx, rx) = watch::channel(false);
         let task = tokio::spawn(serve(listener, api_tls, api.clone(), rx));

@@ -152,17 +152,43 @@ pub enum StoreError {
     Conflict { resource: String, name: String },
 }
 
+/// A change, as watches see it.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// `ADDED`, `MODIFIED` or `DELETED`.
+    pub kind: &'static str,
+    pub resource: String,
+    pub namespace: String,
+    pub rv: u64,
+    pub object: Value,
+}
+
+/// How many past events a watch can resume from.
+const HISTORY: usize = 1000;
+
 #[derive(Default)]
 struct Inner {
     rv: u64,
     objects: BTreeMap<Key, Value>,
     /// Node name → (VMID, boot count) the kubelet registered from.
     registered: HashMap<u32, u64>,
+    history: std::collections::VecDeque<Event>,
+}
+
+impl Inner {
+    fn emit(&mut self, tx: &tokio::sync::broadcast::Sender<Event>, ev: Event) {
+        if self.history.len() == HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back(ev.clone());
+        let _ = tx.send(ev);
+    }
 }
 
 /// The store of one cluster; survives API server restarts.
 pub struct Store {
     inner: Mutex<Inner>,
+    events: tokio::sync::broadcast::Sender<Event>,
     /// A CNI made pod networking ready (Talos's flannel does from the start; a Cilium install
     /// sets this).
     pub cni_ready: Mutex<bool>,
@@ -178,6 +204,7 @@ impl Store {
     pub fn new() -> Store {
         let s = Store {
             inner: Mutex::new(Inner::default()),
+            events: tokio::sync::broadcast::channel(1024).0,
             cni_ready: Mutex::new(false),
         };
         for ns in ["default", "kube-node-lease", "kube-public", "kube-system"] {
@@ -260,6 +287,16 @@ impl Store {
         obj["apiVersion"] = json!("v1");
         obj["kind"] = json!(k.kind);
         g.objects.insert(key, obj.clone());
+        g.emit(
+            &self.events,
+            Event {
+                kind: "ADDED",
+                resource: k.resource.into(),
+                namespace: ns.into(),
+                rv,
+                object: obj.clone(),
+            },
+        );
         Ok(obj)
     }
 
@@ -323,7 +360,60 @@ impl Store {
         let rv = g.rv;
         meta_of(&mut obj).insert("resourceVersion".into(), json!(rv.to_string()));
         g.objects.insert(key, obj.clone());
+        g.emit(
+            &self.events,
+            Event {
+                kind: "MODIFIED",
+                resource: k.resource.into(),
+                namespace: ns.into(),
+                rv,
+                object: obj.clone(),
+            },
+        );
         Ok(obj)
+    }
+
+    /// A change the store does not hold (a Node's status): a new resourceVersion and a
+    /// MODIFIED event.
+    pub fn touch(&self, k: &Kind, ns: &str, name: &str) {
+        let mut g = self.lock();
+        let key = (k.resource.to_string(), ns.to_string(), name.to_string());
+        if !g.objects.contains_key(&key) {
+            return;
+        }
+        g.rv += 1;
+        let rv = g.rv;
+        let obj = g.objects.get_mut(&key).expect("present");
+        meta_of(obj).insert("resourceVersion".into(), json!(rv.to_string()));
+        let obj = obj.clone();
+        g.emit(
+            &self.events,
+            Event {
+                kind: "MODIFIED",
+                resource: k.resource.into(),
+                namespace: ns.into(),
+                rv,
+                object: obj,
+            },
+        );
+    }
+
+    /// Subscribe to changes, with the history newer than `after` (None if `after` is older
+    /// than what is kept) and the current resourceVersion.
+    pub fn watch(
+        &self,
+        after: u64,
+    ) -> (
+        tokio::sync::broadcast::Receiver<Event>,
+        Option<Vec<Event>>,
+        u64,
+    ) {
+        let g = self.lock();
+        let rx = self.events.subscribe();
+        let oldest = g.history.front().map_or(g.rv + 1, |e| e.rv);
+        let replay = (after.saturating_add(1) >= oldest || after >= g.rv)
+            .then(|| g.history.iter().filter(|e| e.rv > after).cloned().collect());
+        (rx, replay, g.rv)
     }
 
     pub fn delete(&self, k: &Kind, ns: &str, name: &str) -> Result<Value, StoreError> {
@@ -333,9 +423,34 @@ impl Store {
             resource: k.resource.into(),
             name: name.into(),
         })?;
-        g.rv += 1;
+        let mut gone = vec![(k.resource.to_string(), ns.to_string(), obj.clone())];
         if k.resource == "namespaces" {
-            g.objects.retain(|(_, n, _), _| n != name);
+            let inside: Vec<Key> = g
+                .objects
+                .keys()
+                .filter(|(_, n, _)| n == name)
+                .cloned()
+                .collect();
+            for key in inside {
+                if let Some(o) = g.objects.remove(&key) {
+                    gone.push((key.0, key.1, o));
+                }
+            }
+        }
+        for (resource, namespace, mut o) in gone {
+            g.rv += 1;
+            let rv = g.rv;
+            meta_of(&mut o).insert("resourceVersion".into(), json!(rv.to_string()));
+            g.emit(
+                &self.events,
+                Event {
+                    kind: "DELETED",
+                    resource,
+                    namespace,
+                    rv,
+                    object: o,
+                },
+            );
         }
         Ok(obj)
     }

@@ -974,6 +974,9 @@ try:
 except ApiException as e:
     print("missing=%d" % e.status)
 print("version=" + client.VersionApi().get_code().git_version)
+from kubernetes import watch
+seen = [(e["type"], e["object"].metadata.name) for e in watch.Watch().stream(v1.list_namespace, timeout_seconds=1)]
+print("watched=" + ",".join("%s:%s" % s for s in sorted(seen)))
 "#;
     let py = venv_python();
     let out = tokio::task::spawn_blocking(move || {
@@ -1001,7 +1004,182 @@ print("version=" + client.VersionApi().get_code().git_version)
             "cm=v",
             "missing=404",
             "version=v1.34.1",
+            "watched=ADDED:default,ADDED:kube-node-lease,ADDED:kube-public,ADDED:kube-system",
         ]
     );
+    t.lab.shutdown().await;
+}
+
+/// Reads JSON lines from a watch response.
+struct Lines {
+    resp: reqwest::Response,
+    buf: Vec<u8>,
+}
+
+impl Lines {
+    async fn next(&mut self) -> Option<Value> {
+        loop {
+            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=i).collect();
+                return Some(serde_json::from_slice(&line).expect("a JSON event"));
+            }
+            match tokio::time::timeout(Duration::from_secs(5), self.resp.chunk()).await {
+                Ok(Ok(Some(c))) => self.buf.extend_from_slice(&c),
+                Ok(_) => return None,
+                Err(_) => panic!("no watch event within 5 s"),
+            }
+        }
+    }
+}
+
+async fn watch(c: &reqwest::Client, url: &str) -> Lines {
+    let resp = c.get(url).send().await.expect("watch");
+    assert_eq!(resp.status().as_u16(), 200);
+    Lines {
+        resp,
+        buf: Vec::new(),
+    }
+}
+
+fn ev(v: &Value) -> (String, String) {
+    (
+        v["type"].as_str().unwrap_or_default().to_string(),
+        v["object"]["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches() {
+    let t = T::with(fast()).await;
+    let base = "https://127.77.28.10:6443";
+    let c = Cluster::with_endpoint(base);
+    let cfg = c
+        .node_config(
+            "controlplane",
+            &NodeOpts {
+                hostname: Some("w-cp"),
+                ..NodeOpts::default()
+            },
+        )
+        .replacen(
+            "    dnsDomain: cluster.local\n",
+            "    dnsDomain: cluster.local\n    cni:\n      name: none\n",
+            1,
+        );
+    let mut cp = install(&t, &c, 481, "127.77.28.1", &cfg).await;
+    cp.bootstrap(infraflux_lab::talos::proto::machine::BootstrapRequest::default())
+        .await
+        .expect("Bootstrap");
+    let kube = kube_client(&kubeconfig(&mut cp).await);
+    let servers = wait_k8s(&t, |s| s.as_array().is_some_and(|a| a.len() == 1)).await;
+    let key = servers[0]["cluster_key"].as_str().expect("key").to_string();
+    wait_nodes(&kube, base, &["w-cp"]).await;
+    let json_ct = "application/json";
+    let cms = format!("{base}/api/v1/namespaces/default/configmaps");
+
+    // From now: existing objects first (ADDED), then changes in order.
+    send(
+        &kube,
+        reqwest::Method::POST,
+        &cms,
+        json_ct,
+        &serde_json::json!({"metadata": {"name": "one"}}),
+    )
+    .await;
+    let mut w = watch(&kube, &format!("{cms}?watch=1")).await;
+    assert_eq!(
+        ev(&w.next().await.expect("event")),
+        ("ADDED".into(), "one".into())
+    );
+    send(
+        &kube,
+        reqwest::Method::POST,
+        &cms,
+        json_ct,
+        &serde_json::json!({"metadata": {"name": "two"}}),
+    )
+    .await;
+    send(
+        &kube,
+        reqwest::Method::PATCH,
+        &format!("{cms}/two"),
+        "application/merge-patch+json",
+        &serde_json::json!({"data": {"a": "b"}}),
+    )
+    .await;
+    kube.delete(format!("{cms}/one"))
+        .send()
+        .await
+        .expect("delete");
+    let got = [w.next().await, w.next().await, w.next().await].map(|e| ev(&e.expect("event")));
+    assert_eq!(
+        got,
+        [
+            ("ADDED".into(), "two".into()),
+            ("MODIFIED".into(), "two".into()),
+            ("DELETED".into(), "one".into())
+        ]
+    );
+
+    // From a list's resourceVersion: only what came after it.
+    let (_, list) = get_json(&kube, &cms).await;
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .expect("rv")
+        .to_string();
+    send(
+        &kube,
+        reqwest::Method::POST,
+        &cms,
+        json_ct,
+        &serde_json::json!({"metadata": {"name": "three"}}),
+    )
+    .await;
+    let mut w = watch(&kube, &format!("{cms}?watch=true&resourceVersion={rv}")).await;
+    assert_eq!(
+        ev(&w.next().await.expect("event")),
+        ("ADDED".into(), "three".into())
+    );
+
+    // A Node's status change (the CNI comes up) reaches a watch as MODIFIED, with a new
+    // resourceVersion (what `kubectl wait --for=condition=Ready` needs).
+    let (_, n) = get_json(
+        &kube,
+        &format!("{base}/api/v1/nodes?fieldSelector=metadata.name%3Dw-cp"),
+    )
+    .await;
+    let rv = n["metadata"]["resourceVersion"]
+        .as_str()
+        .expect("rv")
+        .to_string();
+    let node_rv = n["items"][0]["metadata"]["resourceVersion"].clone();
+    let mut w = watch(
+        &kube,
+        &format!(
+            "{base}/api/v1/nodes?watch=1&fieldSelector=metadata.name%3Dw-cp&resourceVersion={rv}"
+        ),
+    )
+    .await;
+    t.control_post(
+        "/k8s/cni",
+        &serde_json::json!({"cluster_key": key, "ready": true}),
+    )
+    .await;
+    let e = w.next().await.expect("event");
+    assert_eq!(ev(&e), ("MODIFIED".into(), "w-cp".into()));
+    assert_eq!(e["object"]["status"]["conditions"][3]["status"], "True");
+    assert_ne!(e["object"]["metadata"]["resourceVersion"], node_rv);
+    assert_eq!(e["object"]["kind"], "Node");
+
+    // timeoutSeconds ends the stream.
+    let mut w = watch(
+        &kube,
+        &format!("{cms}?watch=1&timeoutSeconds=1&labelSelector=none%3Dx"),
+    )
+    .await;
+    assert!(w.next().await.is_none());
     t.lab.shutdown().await;
 }
