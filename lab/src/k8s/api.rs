@@ -678,6 +678,14 @@ fn serve_resource(
     };
     match verb {
         "get" => match store.get(k, ns, t.name.unwrap_or_default()) {
+            Ok(v) if wants_table(headers) => {
+                let v = render(v);
+                let rv = v["metadata"]["resourceVersion"]
+                    .as_str()
+                    .and_then(|r| r.parse().ok())
+                    .unwrap_or(0);
+                json_resp(StatusCode::OK, &table(k, &[v], rv))
+            }
             Ok(v) => json_resp(StatusCode::OK, &render(v)),
             Err(e) => store_err(e),
         },
@@ -696,8 +704,12 @@ fn serve_resource(
             let items: Vec<Value> = items
                 .into_iter()
                 .filter(|o| store::labels_match(o, &labels) && store::fields_match(o, &fields))
-                .map(|o| strip_list_item(render(o)))
+                .map(render)
                 .collect();
+            if wants_table(headers) {
+                return json_resp(StatusCode::OK, &table(k, &items, rv));
+            }
+            let items: Vec<Value> = items.into_iter().map(strip_list_item).collect();
             json_resp(
                 StatusCode::OK,
                 &json!({
@@ -972,4 +984,253 @@ fn body_rv(body: &[u8]) -> Option<String> {
     v.pointer("/metadata/resourceVersion")
         .and_then(Value::as_str)
         .map(str::to_string)
+}
+
+/// The client asked for server-side printing (`kubectl get`): Accept names
+/// `as=Table;v=v1;g=meta.k8s.io`.
+fn wants_table(headers: &hyper::HeaderMap) -> bool {
+    headers
+        .get(hyper::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.split(',').next())
+        .is_some_and(|first| {
+            let params: Vec<&str> = first.split(';').map(str::trim).collect();
+            params.contains(&"as=Table")
+                && params.contains(&"g=meta.k8s.io")
+                && params.contains(&"v=v1")
+        })
+}
+
+/// `duration.HumanDuration` of Kubernetes (what AGE columns print).
+pub fn human_duration(secs: u64) -> String {
+    let (m, h, d) = (secs / 60, secs / 3600, secs / 86400);
+    if secs < 120 {
+        format!("{secs}s")
+    } else if m < 10 {
+        match secs % 60 {
+            0 => format!("{m}m"),
+            s => format!("{m}m{s}s"),
+        }
+    } else if m < 180 {
+        format!("{m}m")
+    } else if h < 8 {
+        match m % 60 {
+            0 => format!("{h}h"),
+            mm => format!("{h}h{mm}m"),
+        }
+    } else if h < 48 {
+        format!("{h}h")
+    } else if h < 192 {
+        match h % 24 {
+            0 => format!("{d}d"),
+            hh => format!("{d}d{hh}h"),
+        }
+    } else if d < 730 {
+        format!("{d}d")
+    } else if d < 2920 {
+        match d % 365 {
+            0 => format!("{}y", d / 365),
+            dd => format!("{}y{dd}d", d / 365),
+        }
+    } else {
+        format!("{}y", d / 365)
+    }
+}
+
+fn age(obj: &Value) -> String {
+    let Some(ts) = obj
+        .pointer("/metadata/creationTimestamp")
+        .and_then(Value::as_str)
+    else {
+        return "<unknown>".into();
+    };
+    let Some(t) = parse_rfc3339(ts) else {
+        return "<unknown>".into();
+    };
+    let now = time::OffsetDateTime::now_utc();
+    human_duration((now - t).whole_seconds().max(0) as u64)
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` (what the store writes).
+fn parse_rfc3339(ts: &str) -> Option<time::OffsetDateTime> {
+    let n = |r: std::ops::Range<usize>| ts.get(r).and_then(|s| s.parse::<u32>().ok());
+    let month = time::Month::try_from(n(5..7)? as u8).ok()?;
+    let date = time::Date::from_calendar_date(n(0..4)? as i32, month, n(8..10)? as u8).ok()?;
+    let t = time::Time::from_hms(n(11..13)? as u8, n(14..16)? as u8, n(17..19)? as u8).ok()?;
+    Some(time::PrimitiveDateTime::new(date, t).assume_utc())
+}
+
+fn col(name: &str, ty: &str, priority: u8) -> Value {
+    let mut c =
+        json!({"name": name, "type": ty, "format": "", "description": "", "priority": priority});
+    if name == "Name" {
+        c["format"] = json!("name");
+        c["description"] = json!(
+            "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names"
+        );
+    }
+    c
+}
+
+/// A row's cells from an object.
+type Cells = dyn Fn(&Value) -> Vec<Value>;
+
+/// A `meta.k8s.io/v1` Table of objects (the real printers' columns for the kinds served).
+fn table(k: &Kind, items: &[Value], rv: u64) -> Value {
+    let name = |o: &Value| json!(o["metadata"]["name"]);
+    let count = |v: &Value| v.as_object().map_or(0, |m| m.len());
+    let (columns, cells): (Vec<Value>, Box<Cells>) = match k.resource {
+        "nodes" => (
+            vec![
+                col("Name", "string", 0),
+                col("Status", "string", 0),
+                col("Roles", "string", 0),
+                col("Age", "string", 0),
+                col("Version", "string", 0),
+                col("Internal-IP", "string", 1),
+                col("External-IP", "string", 1),
+                col("OS-Image", "string", 1),
+                col("Kernel-Version", "string", 1),
+                col("Container-Runtime", "string", 1),
+            ],
+            Box::new(move |o| {
+                let ready = o["status"]["conditions"]
+                    .as_array()
+                    .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+                    .and_then(|c| c["status"].as_str())
+                    .map_or("Unknown", |s| match s {
+                        "True" => "Ready",
+                        "False" => "NotReady",
+                        _ => "Unknown",
+                    });
+                let mut roles: Vec<&str> = o["metadata"]["labels"]
+                    .as_object()
+                    .map(|l| {
+                        l.keys()
+                            .filter_map(|k| k.strip_prefix("node-role.kubernetes.io/"))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                roles.sort();
+                let roles = if roles.is_empty() {
+                    "<none>".to_string()
+                } else {
+                    roles.join(",")
+                };
+                let addr = |t: &str| {
+                    o["status"]["addresses"]
+                        .as_array()
+                        .and_then(|a| a.iter().find(|a| a["type"] == t))
+                        .and_then(|a| a["address"].as_str())
+                        .unwrap_or("<none>")
+                        .to_string()
+                };
+                let info = &o["status"]["nodeInfo"];
+                vec![
+                    name(o),
+                    json!(ready),
+                    json!(roles),
+                    json!(age(o)),
+                    info["kubeletVersion"].clone(),
+                    json!(addr("InternalIP")),
+                    json!(addr("ExternalIP")),
+                    info["osImage"].clone(),
+                    info["kernelVersion"].clone(),
+                    info["containerRuntimeVersion"].clone(),
+                ]
+            }),
+        ),
+        "namespaces" => (
+            vec![
+                col("Name", "string", 0),
+                col("Status", "string", 0),
+                col("Age", "string", 0),
+            ],
+            Box::new(move |o| vec![name(o), json!("Active"), json!(age(o))]),
+        ),
+        "configmaps" => (
+            vec![
+                col("Name", "string", 0),
+                col("Data", "integer", 0),
+                col("Age", "string", 0),
+            ],
+            Box::new(move |o| {
+                vec![
+                    name(o),
+                    json!(count(&o["data"]) + count(&o["binaryData"])),
+                    json!(age(o)),
+                ]
+            }),
+        ),
+        "secrets" => (
+            vec![
+                col("Name", "string", 0),
+                col("Type", "string", 0),
+                col("Data", "integer", 0),
+                col("Age", "string", 0),
+            ],
+            Box::new(move |o| {
+                vec![
+                    name(o),
+                    json!(o["type"].as_str().unwrap_or("Opaque")),
+                    json!(count(&o["data"])),
+                    json!(age(o)),
+                ]
+            }),
+        ),
+        _ => (
+            vec![col("Name", "string", 0), col("Age", "string", 0)],
+            Box::new(move |o| vec![name(o), json!(age(o))]),
+        ),
+    };
+    let rows: Vec<Value> = items
+        .iter()
+        .map(|o| {
+            json!({
+                "cells": cells(o),
+                "object": {
+                    "kind": "PartialObjectMetadata",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": o["metadata"],
+                },
+            })
+        })
+        .collect();
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": rv.to_string()},
+        "columnDefinitions": columns,
+        "rows": rows,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_durations() {
+        for (secs, want) in [
+            (5, "5s"),
+            (119, "119s"),
+            (150, "2m30s"),
+            (600, "10m"),
+            (3 * 3600 + 60, "3h1m"),
+            (10 * 3600, "10h"),
+            (3 * 86400 + 3600, "3d1h"),
+            (30 * 86400, "30d"),
+        ] {
+            assert_eq!(human_duration(secs), want, "{secs}");
+        }
+        assert!(parse_rfc3339("2024-02-29T23:59:58Z").is_some());
+        assert!(parse_rfc3339("garbage").is_none());
+    }
+
+    #[test]
+    fn merge_patch_rfc7386() {
+        let mut t = json!({"a": "b", "c": {"d": "e", "f": "g"}});
+        merge_patch(&mut t, &json!({"a": "z", "c": {"f": null}}));
+        assert_eq!(t, json!({"a": "z", "c": {"d": "e"}}));
+    }
 }

@@ -561,6 +561,42 @@ async fn api_server_lifecycle_nodes_and_auth() {
             .is_none()
     );
 
+    // Server-side printing, as `kubectl get nodes` asks for it.
+    let r = kube
+        .get(format!("{base}/api/v1/nodes"))
+        .header("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json")
+        .send()
+        .await
+        .expect("table");
+    let tbl: Value = r.json().await.expect("json");
+    assert_eq!(
+        (tbl["kind"].as_str(), tbl["apiVersion"].as_str()),
+        (Some("Table"), Some("meta.k8s.io/v1"))
+    );
+    let cols: Vec<&str> = tbl["columnDefinitions"]
+        .as_array()
+        .expect("cols")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(&cols[..5], ["Name", "Status", "Roles", "Age", "Version"]);
+    let row = tbl["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|r| r["cells"][0] == "cp-1")
+        .expect("cp-1 row")
+        .clone();
+    assert_eq!(
+        (
+            row["cells"][1].as_str(),
+            row["cells"][2].as_str(),
+            row["cells"][4].as_str()
+        ),
+        (Some("Ready"), Some("control-plane"), Some("v1.34.1"))
+    );
+    assert_eq!(row["object"]["kind"], "PartialObjectMetadata");
+
     // Selectors.
     let (_, sel) = get_json(
         &kube,
