@@ -622,7 +622,7 @@ fn streamed(body: BoxBody<Bytes, Infallible>) -> Resp {
     r
 }
 
-fn decode_body(headers: &hyper::HeaderMap, body: &[u8]) -> Result<Value, Early> {
+fn decode_body(resource: &str, headers: &hyper::HeaderMap, body: &[u8]) -> Result<Value, Early> {
     let ct = headers
         .get(hyper::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -631,11 +631,14 @@ fn decode_body(headers: &hyper::HeaderMap, body: &[u8]) -> Result<Value, Early> 
     let v: Result<Value, String> = match ct {
         "application/json" | "" => serde_json::from_slice(body).map_err(|e| e.to_string()),
         "application/yaml" => serde_yaml::from_slice(body).map_err(|e| e.to_string()),
+        "application/vnd.kubernetes.protobuf" if resource != "services" && resource != "nodes" => {
+            super::proto::decode(resource, body)
+        }
         _ => {
             return Err(Box::new(status(
                 415,
                 "UnsupportedMediaType",
-                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf",
                 None,
             )));
         }
@@ -721,7 +724,7 @@ fn serve_resource(
             )
         }
         "create" => {
-            let mut obj = match decode_body(headers, body) {
+            let mut obj = match decode_body(k.resource, headers, body) {
                 Ok(v) => v,
                 Err(r) => return *r,
             };
@@ -769,6 +772,15 @@ fn serve_resource(
             if let Some(why) = name_error(k.resource, &name) {
                 return invalid(k.kind, &name, "metadata.name", &name, &why);
             }
+            // Defaulting, as the real server does it.
+            if k.resource == "secrets"
+                && obj
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+            {
+                obj["type"] = json!("Opaque");
+            }
             if q(qs, "dryRun").is_some() {
                 return json_resp(StatusCode::CREATED, &obj);
             }
@@ -779,7 +791,7 @@ fn serve_resource(
         }
         "update" => {
             let name = t.name.unwrap_or_default();
-            let obj = match decode_body(headers, body) {
+            let obj = match decode_body(k.resource, headers, body) {
                 Ok(v) => v,
                 Err(r) => return *r,
             };
@@ -1176,6 +1188,17 @@ fn table(k: &Kind, items: &[Value], rv: u64) -> Value {
                     json!(count(&o["data"])),
                     json!(age(o)),
                 ]
+            }),
+        ),
+        "serviceaccounts" => (
+            vec![
+                col("Name", "string", 0),
+                col("Secrets", "string", 0),
+                col("Age", "string", 0),
+            ],
+            Box::new(move |o| {
+                let n = o["secrets"].as_array().map_or(0, Vec::len);
+                vec![name(o), json!(n.to_string()), json!(age(o))]
             }),
         ),
         _ => (

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod nodes;
+pub mod proto;
 pub mod store;
 pub mod tls;
 

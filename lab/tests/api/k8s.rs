@@ -943,6 +943,56 @@ async fn core_objects_crud_and_cni_none() {
     assert_eq!(r.status().as_u16(), 200);
     let (s, _) = get_json(&kube, &format!("{cms}/settings")).await;
     assert_eq!(s, 404);
+    // Protobuf bodies, as kubectl sends them for `create` (encoded here by hand, field by
+    // field, from k8s.io/api's generated.proto numbers).
+    fn pb(tag: u8, bytes: &[u8]) -> Vec<u8> {
+        assert!(bytes.len() < 128);
+        let mut out = vec![(tag << 3) | 2, bytes.len() as u8];
+        out.extend_from_slice(bytes);
+        out
+    }
+    let entry = |k: &str, v: &str| [pb(1, k.as_bytes()), pb(2, v.as_bytes())].concat();
+    let meta = [pb(1, b"from-proto"), pb(11, &entry("a", "b"))].concat();
+    let raw = [pb(1, &meta), pb(2, &entry("k", "v"))].concat();
+    let unknown = [
+        pb(1, &[pb(1, b"v1"), pb(2, b"ConfigMap")].concat()),
+        pb(2, &raw),
+    ]
+    .concat();
+    let body = [b"k8s\0".as_slice(), &unknown].concat();
+    let r = kube
+        .post(&cms)
+        .header("Content-Type", "application/vnd.kubernetes.protobuf")
+        .header("Accept", "application/vnd.kubernetes.protobuf, */*")
+        .body(body)
+        .send()
+        .await
+        .expect("protobuf create");
+    assert_eq!(r.status().as_u16(), 201);
+    let made: Value = r.json().await.expect("json answer");
+    assert_eq!(made["data"], serde_json::json!({"k": "v"}));
+    assert_eq!(made["metadata"]["labels"], serde_json::json!({"a": "b"}));
+    assert_eq!(made["metadata"]["namespace"], "apps");
+    let r = kube
+        .post(&cms)
+        .header("Content-Type", "application/vnd.kubernetes.protobuf")
+        .body(b"not protobuf".to_vec())
+        .send()
+        .await
+        .expect("bad protobuf");
+    assert_eq!(r.status().as_u16(), 400);
+
+    // Defaulting: a Secret without a type is Opaque.
+    let (s, sec) = send(
+        &kube,
+        reqwest::Method::POST,
+        &format!("{base}/api/v1/namespaces/apps/secrets"),
+        json_ct,
+        &serde_json::json!({"metadata": {"name": "s"}, "data": {"p": "cQ=="}}),
+    )
+    .await;
+    assert_eq!((s, sec["type"].as_str()), (201, Some("Opaque")));
+
     // Deleting the namespace removes what is in it.
     let r = kube
         .delete(format!("{base}/api/v1/namespaces/apps"))
