@@ -661,6 +661,42 @@ async fn api_server_lifecycle_nodes_and_auth() {
     kit::wait_stage(&t, 422, "rebooting").await;
     wait_nodes(&kube, base, &["cp-1", "talos-127-77-22-2"]).await;
 
+    // A powered-off node keeps its Node, Unknown and unreachable; back Ready when it boots.
+    let r = t.post("/nodes/pve1/qemu/422/status/stop", &[]).await;
+    t.task_ok(r).await;
+    let (_, w) = get_json(&kube, &format!("{base}/api/v1/nodes/talos-127-77-22-2")).await;
+    let ready = w["status"]["conditions"][3].clone();
+    assert_eq!(
+        (
+            ready["type"].as_str(),
+            ready["status"].as_str(),
+            ready["reason"].as_str(),
+            ready["message"].as_str()
+        ),
+        (
+            Some("Ready"),
+            Some("Unknown"),
+            Some("NodeStatusUnknown"),
+            Some("Kubelet stopped posting node status.")
+        )
+    );
+    assert_eq!(
+        w["spec"]["taints"],
+        serde_json::json!([
+            {"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule"},
+            {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}
+        ])
+    );
+    assert_eq!(
+        w["status"]["addresses"][0]["address"], "127.77.22.2",
+        "last posted addresses stay"
+    );
+    let r = t.post("/nodes/pve1/qemu/422/status/start", &[]).await;
+    t.task_ok(r).await;
+    kit::wait_stage(&t, 422, "running").await;
+    let (_, w) = get_json(&kube, &format!("{base}/api/v1/nodes/talos-127-77-22-2")).await;
+    assert_eq!(w["status"]["conditions"][3]["status"], "True");
+
     // Authentication and authorization.
     let anon = client_with(&c.k8s_ca_pem, None);
     assert_eq!(
