@@ -13,7 +13,7 @@ const USAGE: &str = "usage:
 --talos-legacy-maintenance: Talos nodes answer as Talos <= 1.12's maintenance service.
 
 SPEC is a comma list of key=value: latency_ms, error_rate_5xx, drop_connection_rate,
-lock_timeouts, fail_next_task, slow_tasks_ms.";
+lock_timeouts, fail_next_task, slow_tasks_ms, drop_kubeconfig_stream.";
 
 /// Command-line errors.
 #[derive(Debug, thiserror::Error)]

@@ -9,6 +9,10 @@
 //! - `GET /talos/nodes` — the simulated Talos nodes (address, stage, config hash…).
 //! - `POST /talos/nodes/{vmid|address}/maintenance` — fault: the node reboots into maintenance
 //!   mode with a blank disk (as if reinstalled).
+//! - `GET /talos/etcd` — etcd membership per cluster (members, health, quorum).
+//! - `GET /k8s` — the running Kubernetes API servers (cluster, endpoint actually bound, nodes).
+//! - `POST /k8s/cni` — `{"cluster_key": …, "ready": true}`: the cluster's pod network is ready
+//!   (what a CNI install achieves: nodes of a `cni: none` cluster turn Ready).
 //! - `GET /health` — `{"ok": true}`.
 
 use std::sync::Arc;
@@ -25,6 +29,7 @@ use crate::talos::Talos;
 pub struct Control {
     pub pve: Arc<Pve>,
     pub talos: Arc<Talos>,
+    pub k8s: Arc<crate::k8s::K8s>,
 }
 
 fn err(status: StatusCode, msg: &str) -> Resp {
@@ -60,6 +65,18 @@ pub async fn handle(ctl: Arc<Control>, req: Req) -> Result<Resp, DropConnection>
             ok(&json!(pve.counters()))
         }
         (Method::GET, "/talos/nodes") => ok(&ctl.talos.snapshot()),
+        (Method::GET, "/talos/etcd") => ok(&ctl.talos.etcd_snapshot()),
+        (Method::GET, "/k8s") => ok(&ctl.k8s.snapshot()),
+        (Method::POST, "/k8s/cni") => match http::read_body(req.into_body()).await {
+            Ok(body) => match serde_json::from_slice::<CniBody>(&body) {
+                Ok(b) => {
+                    ctl.k8s.set_cni_ready(&b.cluster_key, b.ready);
+                    ok(&json!({"cluster_key": b.cluster_key, "ready": b.ready}))
+                }
+                Err(e) => err(StatusCode::BAD_REQUEST, &format!("invalid body: {e}")),
+            },
+            Err(e) => err(StatusCode::BAD_REQUEST, &e),
+        },
         (Method::POST, p) if p.starts_with("/talos/nodes/") && p.ends_with("/maintenance") => {
             into_maintenance(&ctl.talos, p)
         }
@@ -88,6 +105,13 @@ fn into_maintenance(talos: &Talos, path: &str) -> Resp {
             "no running Talos node with that VMID or address",
         ),
     }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CniBody {
+    cluster_key: String,
+    ready: bool,
 }
 
 #[derive(serde::Deserialize)]

@@ -22,6 +22,10 @@ pub struct Faults {
     pub fail_next_task: Option<String>,
     /// Extra duration added to every task, in milliseconds.
     pub slow_tasks_ms: u64,
+    /// How many upcoming Talos `Kubeconfig` streams break off midway (the connection drops
+    /// after part of the archive was sent).
+    #[serde(default)]
+    pub drop_kubeconfig_stream: u32,
 }
 
 /// A partial update of [`Faults`] (`POST /faults` body, `--faults` spec).
@@ -36,6 +40,7 @@ pub struct FaultsPatch {
     #[serde(default, deserialize_with = "de_opt_string")]
     pub fail_next_task: Option<Option<String>>,
     pub slow_tasks_ms: Option<u64>,
+    pub drop_kubeconfig_stream: Option<u32>,
 }
 
 fn de_opt_string<'de, D: serde::Deserializer<'de>>(
@@ -81,6 +86,9 @@ impl FaultsPatch {
                     p.fail_next_task = Some(Some(v.to_string()).filter(|s| !s.is_empty()))
                 }
                 "slow_tasks_ms" => p.slow_tasks_ms = Some(v.parse().map_err(|_| bad())?),
+                "drop_kubeconfig_stream" => {
+                    p.drop_kubeconfig_stream = Some(v.parse().map_err(|_| bad())?)
+                }
                 other => return Err(FaultError::Unknown(other.to_string())),
             }
         }
@@ -126,6 +134,9 @@ impl Faults {
         }
         if let Some(v) = p.slow_tasks_ms {
             self.slow_tasks_ms = v;
+        }
+        if let Some(v) = p.drop_kubeconfig_stream {
+            self.drop_kubeconfig_stream = v;
         }
     }
 }
@@ -200,6 +211,17 @@ impl FaultState {
         let mut g = self.lock();
         if g.faults.lock_timeouts > 0 {
             g.faults.lock_timeouts -= 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Consume one armed Kubeconfig stream drop, if any.
+    pub fn take_kubeconfig_drop(&self) -> bool {
+        let mut g = self.lock();
+        if g.faults.drop_kubeconfig_stream > 0 {
+            g.faults.drop_kubeconfig_stream -= 1;
             true
         } else {
             false

@@ -154,6 +154,7 @@ pub struct Lab {
     info: LabInfo,
     pve: Arc<Pve>,
     talos: Arc<Talos>,
+    k8s: Arc<crate::k8s::K8s>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -251,9 +252,12 @@ impl Lab {
         // Subscribed before any request can start a VM.
         let talos = Talos::new(opts.talos.clone(), pve.clone());
         let t3 = talos.spawn(rx.clone());
+        let k8s = crate::k8s::K8s::new(talos.clone());
+        let t4 = k8s.spawn(rx.clone());
         let ctl = Arc::new(control::Control {
             pve: pve.clone(),
             talos: talos.clone(),
+            k8s: k8s.clone(),
         });
         let control_handler = http::handler(move |req| control::handle(ctl.clone(), req));
         let t2 = tokio::spawn(http::serve(control_listener, None, control_handler, rx));
@@ -293,8 +297,9 @@ impl Lab {
             info,
             pve,
             talos,
+            k8s,
             shutdown: tx,
-            tasks: vec![t1, t2, t3],
+            tasks: vec![t1, t2, t3, t4],
         })
     }
 
@@ -311,6 +316,11 @@ impl Lab {
     /// The Talos simulation (for in-process inspection).
     pub fn talos(&self) -> &Arc<Talos> {
         &self.talos
+    }
+
+    /// The Kubernetes API servers (for in-process inspection).
+    pub fn k8s(&self) -> &Arc<crate::k8s::K8s> {
+        &self.k8s
     }
 
     /// Stop every endpoint and wait for them.

@@ -8,12 +8,14 @@
 //! - [`control`]: the plain-HTTP loopback control endpoint (`/state`, `/faults`).
 //! - [`pve`]: the Proxmox VE API (schema validation, auth, state, tasks, handlers).
 //! - [`talos`]: simulated Talos nodes, one per started VM (gRPC over TLS/mTLS).
+//! - [`k8s`]: a Kubernetes API server per bootstrapped Talos cluster.
 //! - [`cli`]: the `infraflux-lab up|down` command line.
 
 pub mod cli;
 pub mod control;
 pub mod faults;
 pub mod http;
+pub mod k8s;
 pub mod lab;
 pub mod pve;
 pub mod talos;

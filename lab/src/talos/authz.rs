@@ -38,6 +38,8 @@ pub enum Mode {
 pub struct Caller {
     pub mode: Mode,
     pub roles: Vec<Role>,
+    /// Notified to drop the caller's connection (fault injection).
+    pub kill: std::sync::Arc<tokio::sync::Notify>,
 }
 
 use Role::{Admin, EtcdBackup, Operator, Reader};
@@ -60,6 +62,7 @@ pub fn caller<T>(req: &Request<T>) -> Caller {
     req.extensions().get::<Caller>().cloned().unwrap_or(Caller {
         mode: Mode::Running,
         roles: Vec::new(),
+        kill: Default::default(),
     })
 }
 
@@ -86,6 +89,7 @@ mod tests {
         let reader = Caller {
             mode: Mode::Running,
             roles: vec![Reader],
+            kill: Default::default(),
         };
         assert!(check(&reader, "/machine.MachineService/Version").is_ok());
         assert_eq!(
@@ -96,6 +100,7 @@ mod tests {
         let op = Caller {
             mode: Mode::Running,
             roles: vec![Operator],
+            kill: Default::default(),
         };
         assert!(check(&op, "/machine.MachineService/Reboot").is_ok());
         assert!(check(&op, "/machine.MachineService/Reset").is_err());

@@ -19,6 +19,10 @@ pub enum ConfigError {
     Invalid(String),
     #[error("lab error: {0}")]
     Schema(String),
+    #[error(
+        "the applied machine configuration doesn't contain v1alpha1 config, did you mean to patch the machine config instead?"
+    )]
+    NoV1Alpha1,
 }
 
 impl From<PkiError> for ConfigError {
@@ -56,11 +60,39 @@ pub struct MachineConfig {
     pub os_ca_der: Vec<u8>,
     /// The OS CA key (control planes only; workers get theirs from a control plane).
     pub os_ca_key_der: Option<Vec<u8>>,
+    /// The v1alpha1 document as parsed (what the Kubernetes side and config diffs read).
+    pub doc: Value,
 }
 
 impl MachineConfig {
     pub fn is_control_plane(&self) -> bool {
         self.machine_type == "controlplane" || self.machine_type == "init"
+    }
+
+    /// A string at a JSON pointer of the v1alpha1 document (empty strings count as absent).
+    pub fn str_at(&self, ptr: &str) -> Option<&str> {
+        str_at(&self.doc, ptr)
+    }
+
+    /// The Kubernetes CA (`cluster.ca`): certificate PEM and key PEM text, as Talos decodes
+    /// them from base64.
+    pub fn k8s_ca(&self) -> Option<(String, String)> {
+        let dec = |ptr: &str| {
+            self.str_at(ptr)
+                .and_then(|b| {
+                    base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b.trim())
+                        .ok()
+                })
+                .and_then(|b| String::from_utf8(b).ok())
+        };
+        Some((dec("/cluster/ca/crt")?, dec("/cluster/ca/key")?))
+    }
+
+    /// The Talos version an installed node runs: the tag of `machine.install.image` when it is
+    /// `vX.Y.Z`.
+    pub fn install_version(&self) -> Option<String> {
+        self.str_at("/machine/install/image")
+            .and_then(image_version)
     }
 
     /// The OS CA key, parsed (Ed25519).
@@ -71,12 +103,38 @@ impl MachineConfig {
     }
 }
 
+/// The tag of an image reference (`registry/repo:tag`, optionally `@digest`).
+pub fn image_tag(image: &str) -> Option<&str> {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    let last = without_digest.rsplit('/').next().unwrap_or(without_digest);
+    last.split_once(':')
+        .map(|(_, t)| t)
+        .filter(|t| !t.is_empty())
+}
+
+/// The tag of an image when it is a version `vX.Y.Z` (pre-release suffixes allowed).
+pub fn image_version(image: &str) -> Option<String> {
+    let tag = image_tag(image)?;
+    let core = tag.strip_prefix('v')?;
+    let core = core.split(['-', '+']).next().unwrap_or(core);
+    let parts: Vec<&str> = core.split('.').collect();
+    (parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())))
+    .then(|| tag.to_string())
+}
+
 /// Parse and validate a config as `ApplyConfiguration` receives it.
 pub fn parse(bytes: &[u8]) -> Result<MachineConfig, ConfigError> {
     let schema = ConfigSchema::global().map_err(|e| ConfigError::Schema(e.to_string()))?;
     let docs = documents(bytes)?;
     let mut v1 = None;
+    let mut hostname = None;
     for doc in &docs {
+        if doc.get("kind").and_then(Value::as_str) == Some("HostnameConfig") {
+            hostname = str_at(doc, "/hostname").map(str::to_string);
+        }
         let def = schema.definition_for(doc).map_err(|e| match e {
             SchemaError::Unknown(m) => ConfigError::Decode(m),
             SchemaError::Load(m) => ConfigError::Schema(m),
@@ -101,10 +159,11 @@ pub fn parse(bytes: &[u8]) -> Result<MachineConfig, ConfigError> {
             v1 = Some(doc);
         }
     }
-    let v1 = v1.ok_or_else(|| {
-        ConfigError::Invalid("the lab needs a v1alpha1 document (machine and cluster)".into())
-    })?;
+    let v1 = v1.ok_or(ConfigError::NoV1Alpha1)?;
     let mut cfg = check_v1alpha1(v1)?;
+    if hostname.is_some() {
+        cfg.hostname = hostname;
+    }
     cfg.hash = hex::encode(Sha256::digest(bytes));
     cfg.raw = bytes.to_vec();
     Ok(cfg)
@@ -238,6 +297,7 @@ fn check_v1alpha1(v: &Value) -> Result<MachineConfig, ConfigError> {
         endpoint,
         os_ca_der: crt.der,
         os_ca_key_der: key,
+        doc: v.clone(),
     })
 }
 
@@ -259,6 +319,24 @@ mod tests {
     }
 
     #[test]
+    fn image_versions() {
+        assert_eq!(
+            image_version("ghcr.io/siderolabs/installer:v1.13.10").as_deref(),
+            Some("v1.13.10")
+        );
+        assert_eq!(
+            image_version("factory.talos.dev/installer/abc123:v1.14.0-rc.1").as_deref(),
+            Some("v1.14.0-rc.1")
+        );
+        assert_eq!(image_version("registry:5000/installer"), None);
+        assert_eq!(image_version("ghcr.io/siderolabs/installer:latest"), None);
+        assert_eq!(
+            image_tag("registry.k8s.io/kube-apiserver:v1.34.1"),
+            Some("v1.34.1")
+        );
+    }
+
+    #[test]
     fn decode_errors() {
         assert!(matches!(parse(b"version: ["), Err(ConfigError::Decode(_))));
         assert!(matches!(parse(b"- a\n- b\n"), Err(ConfigError::Decode(_))));
@@ -267,7 +345,7 @@ mod tests {
         );
         assert!(matches!(
             parse(b"apiVersion: v1alpha1\nkind: HostnameConfig\nhostname: a\n"),
-            Err(ConfigError::Invalid(_))
+            Err(ConfigError::NoV1Alpha1)
         ));
     }
 }

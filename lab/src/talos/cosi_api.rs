@@ -66,7 +66,7 @@ impl CosiApi {
                 )])
             }
             ("runtime", "Versions.runtime.talos.dev") => {
-                let v = self.talos.opts.version.clone();
+                let v = self.talos.version_of(&st);
                 let spec = rt::VersionSpec { version: v.clone() };
                 Ok(vec![resource(
                     meta("version", 1, "runtime.VersionController"),

@@ -11,10 +11,12 @@
 //! This registry follows the PVE simulation's `VmEvent`s; [`cluster`] adds the cluster-wide
 //! view (etcd membership, the OS CA key workers borrow) that no single node has.
 
+pub mod apply;
 pub mod authz;
 pub mod cluster;
 pub mod config;
 pub mod cosi_api;
+pub mod kubeconfig;
 pub mod machine_api;
 pub mod node;
 pub mod pki;
@@ -95,6 +97,8 @@ pub struct Talos {
     live: Mutex<HashMap<u32, Live>>,
     /// Disks of powered-off nodes.
     disks: Mutex<HashMap<u32, Disk>>,
+    /// etcd membership per cluster key.
+    etcd: Mutex<HashMap<String, cluster::EtcdCluster>>,
 }
 
 impl Talos {
@@ -104,7 +108,13 @@ impl Talos {
             pve,
             live: Mutex::new(HashMap::new()),
             disks: Mutex::new(HashMap::new()),
+            etcd: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The lab's fault settings (shared with the PVE side).
+    pub fn faults(&self) -> &crate::faults::FaultState {
+        &self.pve.faults
     }
 
     fn live(&self) -> MutexGuard<'_, HashMap<u32, Live>> {
@@ -203,6 +213,15 @@ impl Talos {
         }
     }
 
+    /// The Talos version a node reports: the installed one, else the lab default (maintenance
+    /// mode runs the boot media's version).
+    pub fn version_of(&self, st: &node::NodeState) -> String {
+        match (&st.disk.config, &st.disk.version) {
+            (Some(_), Some(v)) => v.clone(),
+            _ => self.opts.version.clone(),
+        }
+    }
+
     /// Running nodes.
     pub fn nodes(&self) -> Vec<Arc<Node>> {
         let mut v: Vec<_> = self.live().values().map(|l| l.node.clone()).collect();
@@ -224,18 +243,25 @@ impl Talos {
             .into_iter()
             .map(|n| {
                 let st = n.state();
-                let cfg = st.disk.config.as_ref();
-                json!({
+                let cfg = st.disk.config.clone();
+                let mut doc = json!({
                     "vmid": n.vmid,
                     "address": n.ip.to_string(),
                     "endpoint": n.endpoint.to_string(),
                     "stage": st.stage.name(),
                     "ready": n.ready(&st),
-                    "talos_version": self.opts.version,
-                    "machine_type": cfg.map(|c| c.machine_type.clone()),
-                    "config_hash": cfg.map(|c| c.hash.clone()),
+                    "talos_version": self.version_of(&st),
+                    "machine_type": cfg.as_ref().map(|c| c.machine_type.clone()),
+                    "config_hash": cfg.as_ref().map(|c| c.hash.clone()),
                     "bootstrapped": st.disk.bootstrapped,
-                })
+                    "hostname": cfg.as_ref().map(|c| cluster::hostname(n.ip, c)),
+                });
+                drop(st);
+                doc["etcd_member_id"] = json!(cfg.as_ref().and_then(|c| {
+                    self.member_id_of(&c.cluster_key, n.vmid)
+                        .map(|id| format!("{id:016x}"))
+                }));
+                doc
             })
             .collect();
         json!({ "nodes": nodes, "legacy_maintenance": self.opts.legacy_maintenance })

@@ -20,6 +20,7 @@ pub enum Stage {
     Rebooting,
     Running,
     Resetting,
+    Upgrading,
 }
 
 impl Stage {
@@ -31,6 +32,7 @@ impl Stage {
             Stage::Rebooting => RuntimeMachineStage::MachineStageRebooting,
             Stage::Running => RuntimeMachineStage::MachineStageRunning,
             Stage::Resetting => RuntimeMachineStage::MachineStageResetting,
+            Stage::Upgrading => RuntimeMachineStage::MachineStageUpgrading,
         }
     }
 
@@ -43,6 +45,7 @@ impl Stage {
             Stage::Rebooting => "rebooting",
             Stage::Running => "running",
             Stage::Resetting => "resetting",
+            Stage::Upgrading => "upgrading",
         }
     }
 }
@@ -53,6 +56,12 @@ pub struct Disk {
     pub config: Option<MachineConfig>,
     /// etcd's data directory is not empty.
     pub bootstrapped: bool,
+    /// The installed Talos version (`None`: the lab default).
+    pub version: Option<String>,
+    /// A staged upgrade (`Upgrade` with `stage`), installed at the next reboot.
+    pub staged_version: Option<Option<String>>,
+    /// A config applied in STAGED mode, active from the next reboot.
+    pub staged_config: Option<MachineConfig>,
 }
 
 /// The mutable part of a node.
@@ -67,6 +76,10 @@ pub struct NodeState {
     pub epoch: u64,
     /// COSI resource version of MachineStatus.
     pub status_version: u64,
+    /// How many times the node reached RUNNING since power-on (kubelet registers per boot).
+    pub boots: u64,
+    /// etcd left the cluster during this boot (`EtcdLeaveCluster`): it stays out until reboot.
+    pub etcd_left: bool,
 }
 
 /// A node bound to its address.
@@ -102,6 +115,8 @@ impl Node {
                 disk,
                 epoch: 0,
                 status_version: 1,
+                boots: 0,
+                etcd_left: false,
             }),
             serving_tx,
         })
@@ -121,6 +136,15 @@ impl Node {
         st.stage = stage;
         st.status_version += 1;
         st.running_since = (stage == Stage::Running).then(Instant::now);
+        if stage == Stage::Running {
+            st.boots += 1;
+        }
+        if matches!(
+            stage,
+            Stage::Booting | Stage::Rebooting | Stage::Maintenance
+        ) {
+            st.etcd_left = false;
+        }
         if restart {
             st.serving = serving;
             self.serving_tx.send_modify(|g| *g += 1);
@@ -145,6 +169,7 @@ impl Node {
     pub fn install(self: &Arc<Self>, config: MachineConfig) {
         let mut st = self.state();
         st.epoch += 1;
+        st.disk.version = config.install_version();
         st.disk.config = Some(config);
         self.set(&mut st, Stage::Installing, Some(Mode::Maintenance));
         let node = self.clone();
@@ -167,6 +192,12 @@ impl Node {
 
     fn reboot_locked(self: &Arc<Self>, st: &mut NodeState) {
         st.epoch += 1;
+        if let Some(v) = st.disk.staged_version.take() {
+            st.disk.version = v;
+        }
+        if let Some(c) = st.disk.staged_config.take() {
+            st.disk.config = Some(c);
+        }
         self.set(st, Stage::Rebooting, None);
         let target = if st.disk.config.is_some() {
             (Stage::Running, Mode::Running)
@@ -186,6 +217,24 @@ impl Node {
         let node = self.clone();
         self.after(st.epoch, self.timing.reboot_ms, move |_, st| {
             st.disk = Disk::default();
+            node.reboot_locked(st);
+        });
+    }
+
+    /// Upgrade: install the new version (UPGRADING for the install time), then reboot into it.
+    /// With `stage`, the version is only staged and installed at the next reboot.
+    pub fn upgrade(self: &Arc<Self>, version: Option<String>, stage: bool) {
+        let mut st = self.state();
+        if stage {
+            st.disk.staged_version = Some(version);
+            return;
+        }
+        st.epoch += 1;
+        self.set(&mut st, Stage::Upgrading, Some(Mode::Running));
+        let node = self.clone();
+        self.after(st.epoch, self.timing.install_ms, move |_, st| {
+            st.disk.version = version;
+            st.disk.staged_version = None;
             node.reboot_locked(st);
         });
     }

@@ -1,6 +1,7 @@
 //! A node's gRPC endpoint: one listener for the node's life, one tonic server per boot (the
 //! TLS setup and the API depend on the mode), restarted whenever the node reboots.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -24,10 +25,40 @@ use super::proto::cosi::resource::state_server::StateServer;
 use super::proto::machine::machine_service_server::MachineServiceServer;
 use super::{pki, tls};
 
-/// A TLS connection plus who is on the other end.
+/// A TLS connection plus who is on the other end. Notifying `caller.kill` drops it (a fault:
+/// the peer sees the connection reset mid-call).
 pub struct Conn {
     io: TlsStream<TcpStream>,
     caller: Caller,
+    killed: Pin<Box<dyn Future<Output = ()> + Send>>,
+    dead: bool,
+}
+
+impl Conn {
+    fn new(io: TlsStream<TcpStream>, caller: Caller) -> Conn {
+        let kill = caller.kill.clone();
+        Conn {
+            io,
+            caller,
+            killed: Box::pin(async move { kill.notified().await }),
+            dead: false,
+        }
+    }
+
+    /// True once the connection was killed: every read and write fails from then on.
+    fn check_killed(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.dead && self.killed.as_mut().poll(cx).is_ready() {
+            self.dead = true;
+        }
+        self.dead
+    }
+}
+
+fn reset() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ConnectionReset,
+        "lab fault: connection dropped",
+    )
 }
 
 impl Connected for Conn {
@@ -43,6 +74,9 @@ impl AsyncRead for Conn {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if self.check_killed(cx) {
+            return Poll::Ready(Err(reset()));
+        }
         Pin::new(&mut self.io).poll_read(cx, buf)
     }
 }
@@ -53,6 +87,9 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if self.check_killed(cx) {
+            return Poll::Ready(Err(reset()));
+        }
         Pin::new(&mut self.io).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -104,10 +141,14 @@ async fn handshake(acceptor: TlsAcceptor, tcp: TcpStream, mode: Mode) -> Option<
             .map(tls::roles_of)
             .unwrap_or_default(),
     };
-    Some(Conn {
+    Some(Conn::new(
         io,
-        caller: Caller { mode, roles },
-    })
+        Caller {
+            mode,
+            roles,
+            kill: Default::default(),
+        },
+    ))
 }
 
 /// Serve the node until `stop` turns true.

@@ -1,9 +1,12 @@
 //! Drives the lab in-process over real HTTPS (reqwest + rustls trusting the lab CA).
 
+mod apply;
 mod auth;
 mod cli;
 mod common;
 mod control;
+mod etcd;
+mod k8s;
 mod locks;
 mod schema;
 mod talos;

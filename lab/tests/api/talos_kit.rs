@@ -90,6 +90,18 @@ pub struct ClientCert {
 pub struct Cluster {
     pub os_ca: Ca,
     pub endpoint: String,
+    /// The Kubernetes CA (ECDSA P-256): certificate PEM and SEC1 key DER.
+    pub k8s_ca_pem: String,
+    pub k8s_key_der: Vec<u8>,
+}
+
+/// Per-node extras of a rendered config.
+#[derive(Default)]
+pub struct NodeOpts<'a> {
+    pub hostname: Option<&'a str>,
+    pub install_image: Option<&'a str>,
+    /// Extra lines under `cluster:` (indented two spaces).
+    pub cluster_extra: &'a str,
 }
 
 fn b64(s: &str) -> String {
@@ -98,10 +110,53 @@ fn b64(s: &str) -> String {
 
 impl Cluster {
     pub fn new() -> Cluster {
+        Self::with_endpoint("https://127.0.0.1:6443")
+    }
+
+    pub fn with_endpoint(endpoint: &str) -> Cluster {
+        let k8s_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+        let mut p = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::OrganizationName, "kubernetes");
+        p.distinguished_name = dn;
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let k8s_ca = p.self_signed(&k8s_key).expect("k8s ca");
         Cluster {
             os_ca: Ca::new("talos"),
-            endpoint: "https://127.0.0.1:6443".into(),
+            endpoint: endpoint.into(),
+            k8s_ca_pem: k8s_ca.pem(),
+            k8s_key_der: sec1_of(&k8s_key),
         }
+    }
+
+    /// A config with per-node extras.
+    pub fn node_config(&self, machine_type: &str, o: &NodeOpts<'_>) -> String {
+        let mut cfg = self.config(machine_type);
+        if let Some(h) = o.hostname {
+            // Talos 1.13: the hostname is its own document.
+            cfg.push_str(&format!(
+                "---\napiVersion: v1alpha1\nkind: HostnameConfig\nhostname: {h}\n"
+            ));
+        }
+        if let Some(i) = o.install_image {
+            cfg = cfg.replacen(
+                "image: ghcr.io/siderolabs/installer:v1.13.9",
+                &format!("image: {i}"),
+                1,
+            );
+        }
+        if !o.cluster_extra.is_empty() {
+            cfg = cfg.replacen(
+                "  clusterName: lab\n",
+                &format!("  clusterName: lab\n{}", o.cluster_extra),
+                1,
+            );
+        }
+        cfg
     }
 
     /// A control-plane (or worker) config as Talos ≤ 1.13 takes it: one v1alpha1 document,
@@ -111,10 +166,6 @@ impl Cluster {
     }
 
     pub fn config_with(&self, machine_type: &str, key_label: &str, token: &str) -> String {
-        let k8s_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
-        let mut p = CertificateParams::default();
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let k8s_ca = p.self_signed(&k8s_key).expect("k8s ca");
         let os_key = if machine_type == "worker" {
             String::new()
         } else {
@@ -155,10 +206,42 @@ cluster:
 ",
             os_crt = b64(&self.os_ca.cert_pem),
             endpoint = self.endpoint,
-            k8s_crt = b64(&k8s_ca.pem()),
-            k8s_key = b64(&to_pem("EC PRIVATE KEY", &k8s_key.serialize_der())),
+            k8s_crt = b64(&self.k8s_ca_pem),
+            k8s_key = b64(&to_pem("EC PRIVATE KEY", &self.k8s_key_der)),
         )
     }
+}
+
+/// The SEC1 (`EC PRIVATE KEY`) form of a P-256 key, as Talos stores the Kubernetes CA key:
+/// rebuilt from the PKCS#8 rcgen gives (version 1, private scalar, curve OID, public point).
+fn sec1_of(key: &KeyPair) -> Vec<u8> {
+    let pkcs8 = key.serialize_der();
+    // The private scalar: the 32 bytes after the inner `04 20` in the PKCS#8 structure.
+    let at = pkcs8
+        .windows(5)
+        .position(|w| w == [0x02, 0x01, 0x01, 0x04, 0x20])
+        .expect("inner ECPrivateKey");
+    let scalar = &pkcs8[at + 5..at + 37];
+    let public = key.public_key_raw();
+    let mut body = vec![0x02, 0x01, 0x01, 0x04, 0x20];
+    body.extend_from_slice(scalar);
+    // [0] prime256v1
+    body.extend_from_slice(&[
+        0xa0, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07,
+    ]);
+    // [1] BIT STRING public point
+    body.extend_from_slice(&[
+        0xa1,
+        (public.len() + 3) as u8,
+        0x03,
+        (public.len() + 1) as u8,
+        0,
+    ]);
+    body.extend_from_slice(public);
+    assert!(body.len() < 128);
+    let mut out = vec![0x30, body.len() as u8];
+    out.extend_from_slice(&body);
+    out
 }
 
 #[derive(Debug)]

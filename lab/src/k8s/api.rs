@@ -1,0 +1,1259 @@
+//! The kube-apiserver HTTP surface: authentication (x509 against the Kubernetes CA), the
+//! authorization a fresh cluster has (system:masters may do anything; everyone may read
+//! version and health; authenticated users may read discovery), health, version, discovery
+//! and core/v1 CRUD with the real Status error bodies.
+
+use std::sync::Arc;
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use hyper::{Method, Response, StatusCode};
+use serde_json::{Map, Value, json};
+
+use super::ApiServer;
+use super::store::{self, Kind, StoreError};
+use super::tls::Identity;
+use crate::http::Req;
+use tokio_stream::StreamExt;
+
+pub type Resp = Response<BoxBody<Bytes, Infallible>>;
+
+/// An early answer (boxed: a response is large).
+type Early = Box<Resp>;
+
+fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from(body)).boxed());
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_str(content_type)
+            .unwrap_or(hyper::header::HeaderValue::from_static("application/json")),
+    );
+    r.headers_mut().insert(
+        "x-content-type-options",
+        hyper::header::HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
+fn json_resp(status: StatusCode, v: &Value) -> Resp {
+    respond(
+        status,
+        "application/json",
+        serde_json::to_vec(v).unwrap_or_default(),
+    )
+}
+
+fn text(status: StatusCode, body: &str) -> Resp {
+    respond(
+        status,
+        "text/plain; charset=utf-8",
+        body.as_bytes().to_vec(),
+    )
+}
+
+/// A `metav1.Status` failure.
+pub fn status(code: u16, reason: &str, message: &str, details: Option<Value>) -> Resp {
+    let mut v = json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+    });
+    if let Some(d) = details {
+        v["details"] = d;
+    }
+    v["code"] = json!(code);
+    json_resp(
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        &v,
+    )
+}
+
+fn unauthorized() -> Resp {
+    status(401, "Unauthorized", "Unauthorized", None)
+}
+
+fn not_found(resource: &str, name: &str) -> Resp {
+    status(
+        404,
+        "NotFound",
+        &format!("{resource} \"{name}\" not found"),
+        Some(json!({"name": name, "kind": resource})),
+    )
+}
+
+fn store_err(e: StoreError) -> Resp {
+    match e {
+        StoreError::NotFound { resource, name } => not_found(&resource, &name),
+        StoreError::AlreadyExists { resource, name } => status(
+            409,
+            "AlreadyExists",
+            &format!("{resource} \"{name}\" already exists"),
+            Some(json!({"name": name, "kind": resource})),
+        ),
+        StoreError::Conflict { resource, name } => status(
+            409,
+            "Conflict",
+            &format!(
+                "Operation cannot be fulfilled on {resource} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
+            ),
+            Some(json!({"name": name, "kind": resource})),
+        ),
+    }
+}
+
+fn bad_request(msg: &str) -> Resp {
+    status(400, "BadRequest", msg, None)
+}
+
+fn invalid(kind: &str, name: &str, field: &str, value: &str, why: &str) -> Resp {
+    let detail = if value.is_empty() && why.starts_with("Required") {
+        why.to_string()
+    } else {
+        format!("Invalid value: \"{value}\": {why}")
+    };
+    let reason = if why.starts_with("Required") {
+        "FieldValueRequired"
+    } else {
+        "FieldValueInvalid"
+    };
+    status(
+        422,
+        "Invalid",
+        &format!("{kind} \"{name}\" is invalid: {field}: {detail}"),
+        Some(json!({
+            "name": name,
+            "kind": kind,
+            "causes": [{"reason": reason, "message": detail, "field": field}],
+        })),
+    )
+}
+
+/// Who the request is from, after authentication.
+struct User {
+    name: String,
+    groups: Vec<String>,
+}
+
+impl User {
+    fn masters(&self) -> bool {
+        self.groups.iter().any(|g| g == "system:masters")
+    }
+    fn anonymous(&self) -> bool {
+        self.name == "system:anonymous"
+    }
+}
+
+/// The RBAC answer for a resource request by anyone but system:masters.
+fn forbidden(u: &User, verb: &str, resource: &str, name: Option<&str>, ns: Option<&str>) -> Resp {
+    let subject = match name {
+        Some(n) => format!("{resource} \"{n}\""),
+        None => resource.to_string(),
+    };
+    let scope = match ns {
+        Some(ns) => format!("in the namespace \"{ns}\""),
+        None => "at the cluster scope".to_string(),
+    };
+    let mut details = json!({"kind": resource});
+    if let Some(n) = name {
+        details["name"] = json!(n);
+    }
+    status(
+        403,
+        "Forbidden",
+        &format!(
+            "{subject} is forbidden: User \"{}\" cannot {verb} resource \"{resource}\" in API group \"\" {scope}",
+            u.name
+        ),
+        Some(details),
+    )
+}
+
+fn forbidden_path(u: &User, path: &str) -> Resp {
+    status(
+        403,
+        "Forbidden",
+        &format!("forbidden: User \"{}\" cannot get path \"{path}\"", u.name),
+        Some(json!({})),
+    )
+}
+
+fn query(req: &Req) -> Vec<(String, String)> {
+    req.uri()
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
+}
+
+fn q<'a>(qs: &'a [(String, String)], k: &str) -> Option<&'a str> {
+    qs.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str())
+}
+
+/// The health checks `?verbose` lists (the real server's names).
+const CHECKS: &[&str] = &[
+    "ping",
+    "log",
+    "etcd",
+    "etcd-readiness",
+    "informer-sync",
+    "poststarthook/start-apiserver-admission-initializer",
+    "poststarthook/generic-apiserver-start-informers",
+    "poststarthook/start-apiextensions-informers",
+    "poststarthook/start-apiextensions-controllers",
+    "poststarthook/crd-informer-synced",
+    "poststarthook/bootstrap-controller",
+    "poststarthook/rbac/bootstrap-roles",
+    "poststarthook/scheduling/bootstrap-system-priority-classes",
+    "poststarthook/start-kube-aggregator-informers",
+    "poststarthook/apiservice-registration-controller",
+    "poststarthook/apiservice-discovery-controller",
+    "shutdown",
+];
+
+fn health(path: &str, qs: &[(String, String)]) -> Resp {
+    if q(qs, "verbose").is_none() {
+        return text(StatusCode::OK, "ok");
+    }
+    let checks: Vec<&str> = CHECKS
+        .iter()
+        .copied()
+        .filter(|c| match path {
+            "/livez" => *c != "etcd-readiness" && *c != "informer-sync" && *c != "shutdown",
+            "/healthz" => *c != "etcd-readiness" && *c != "informer-sync" && *c != "shutdown",
+            _ => true,
+        })
+        .collect();
+    let mut body = String::new();
+    for c in checks {
+        body.push_str(&format!("[+]{c} ok\n"));
+    }
+    body.push_str(&format!("{} check passed\n", &path[1..]));
+    text(StatusCode::OK, &body)
+}
+
+fn api_resources() -> Value {
+    let resources: Vec<Value> = store::KINDS
+        .iter()
+        .map(|k| {
+            let mut r = json!({
+                "name": k.resource,
+                "singularName": k.singular,
+                "namespaced": k.namespaced,
+                "kind": k.kind,
+                "verbs": k.verbs,
+            });
+            if !k.short_names.is_empty() {
+                r["shortNames"] = json!(k.short_names);
+            }
+            r
+        })
+        .collect();
+    json!({"kind": "APIResourceList", "groupVersion": "v1", "resources": resources})
+}
+
+/// A name is valid for the resource (namespaces and services: DNS-1123 label; others:
+/// DNS-1123 subdomain). Returns the real validation message on failure.
+fn name_error(resource: &str, name: &str) -> Option<String> {
+    let label_ok = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 63
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && s.as_bytes()[0].is_ascii_alphanumeric()
+            && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric()
+    };
+    if resource == "namespaces" || resource == "services" {
+        if label_ok(name) {
+            return None;
+        }
+        return Some("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')".into());
+    }
+    if name.len() <= 253 && name.split('.').all(label_ok) {
+        return None;
+    }
+    Some("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')".into())
+}
+
+/// JSON merge patch (RFC 7386).
+pub fn merge_patch(target: &mut Value, patch: &Value) {
+    match patch {
+        Value::Object(p) => {
+            if !target.is_object() {
+                *target = Value::Object(Map::new());
+            }
+            let t = target.as_object_mut().expect("object");
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        other => *target = other.clone(),
+    }
+}
+
+/// Path pieces of a core/v1 resource request.
+#[derive(Debug)]
+struct Target<'a> {
+    kind: &'static Kind,
+    ns: Option<&'a str>,
+    name: Option<&'a str>,
+}
+
+fn parse_target(rest: &str) -> Result<Target<'_>, ()> {
+    let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
+    let k = |r: &str| store::kind(r).ok_or(());
+    match parts.as_slice() {
+        [r] => Ok(Target {
+            kind: k(r)?,
+            ns: None,
+            name: None,
+        }),
+        ["namespaces", ns, r] => {
+            let kind = k(r)?;
+            if !kind.namespaced {
+                return Err(());
+            }
+            Ok(Target {
+                kind,
+                ns: Some(ns),
+                name: None,
+            })
+        }
+        ["namespaces", ns, r, name] => {
+            let kind = k(r)?;
+            if !kind.namespaced {
+                return Err(());
+            }
+            Ok(Target {
+                kind,
+                ns: Some(ns),
+                name: Some(name),
+            })
+        }
+        [r, name] => {
+            let kind = k(r)?;
+            if kind.namespaced {
+                return Err(());
+            }
+            Ok(Target {
+                kind,
+                ns: None,
+                name: Some(name),
+            })
+        }
+        _ => Err(()),
+    }
+}
+
+/// Serve one request of an authenticated connection.
+pub async fn handle(api: Arc<ApiServer>, identity: Identity, req: Req) -> Resp {
+    let path = req.uri().path().to_string();
+    let qs = query(&req);
+    let user = match identity {
+        Identity::Invalid => return unauthorized(),
+        Identity::Anonymous => User {
+            name: "system:anonymous".into(),
+            groups: vec!["system:unauthenticated".into()],
+        },
+        Identity::User { name, mut groups } => {
+            groups.push("system:authenticated".into());
+            User { name, groups }
+        }
+    };
+    let method = req.method().clone();
+    // Non-resource URLs everyone may GET (system:public-info-viewer).
+    match path.as_str() {
+        "/version" | "/version/" => {
+            if method != Method::GET {
+                return forbidden_path(&user, &path);
+            }
+            return json_resp(StatusCode::OK, &api.version_info());
+        }
+        "/healthz" | "/livez" | "/readyz" => return health(&path, &qs),
+        _ => {}
+    }
+    if let Some(check) = ["/healthz/", "/livez/", "/readyz/"]
+        .iter()
+        .find_map(|p| path.strip_prefix(p))
+    {
+        return if CHECKS.contains(&check) {
+            text(StatusCode::OK, "ok")
+        } else {
+            text(StatusCode::NOT_FOUND, "404 page not found\n")
+        };
+    }
+    // Discovery: authenticated users (system:discovery).
+    let discovery = matches!(
+        path.as_str(),
+        "/api" | "/api/" | "/api/v1" | "/apis" | "/apis/"
+    ) || path.starts_with("/openapi/");
+    if discovery {
+        if user.anonymous() && !user.masters() {
+            return forbidden_path(&user, &path);
+        }
+        return match path.trim_end_matches('/') {
+            "/api" => json_resp(
+                StatusCode::OK,
+                &json!({
+                    "kind": "APIVersions",
+                    "versions": ["v1"],
+                    "serverAddressByClientCIDRs": [
+                        {"clientCIDR": "0.0.0.0/0", "serverAddress": api.bound.to_string()}
+                    ],
+                }),
+            ),
+            "/api/v1" => json_resp(StatusCode::OK, &api_resources()),
+            "/apis" => json_resp(
+                StatusCode::OK,
+                &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}),
+            ),
+            _ => status(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+                Some(json!({})),
+            ),
+        };
+    }
+    let Some(rest) = path.strip_prefix("/api/v1/") else {
+        if !user.masters() {
+            return forbidden_path(&user, &path);
+        }
+        return text(StatusCode::NOT_FOUND, "404 page not found\n");
+    };
+    let Ok(target) = parse_target(rest) else {
+        return status(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+            Some(json!({})),
+        );
+    };
+    // Go's strconv.ParseBool, as the real server reads it (the Python client sends "True").
+    let watch =
+        q(&qs, "watch").is_some_and(|w| matches!(w, "1" | "t" | "T" | "true" | "TRUE" | "True"));
+    let verb = match (&method, target.name) {
+        (&Method::GET, Some(_)) => "get",
+        (&Method::GET, None) if watch => "watch",
+        (&Method::GET, None) => "list",
+        (&Method::POST, None) => "create",
+        (&Method::PUT, Some(_)) => "update",
+        (&Method::PATCH, Some(_)) => "patch",
+        (&Method::DELETE, Some(_)) => "delete",
+        (&Method::DELETE, None) => "deletecollection",
+        _ => {
+            return status(
+                405,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource",
+                Some(json!({})),
+            );
+        }
+    };
+    if !user.masters() {
+        return forbidden(&user, verb, target.kind.resource, target.name, target.ns);
+    }
+    api.sync_nodes();
+    let (headers, body) = {
+        let headers = req.headers().clone();
+        match crate::http::read_body(req.into_body()).await {
+            Ok(b) => (headers, b),
+            Err(e) => return bad_request(&e),
+        }
+    };
+    if verb == "watch" {
+        return serve_watch(api, &target, &qs);
+    }
+    serve_resource(&api, verb, &target, &qs, &headers, &body)
+}
+
+/// `?watch=1`: JSON lines `{"type": …, "object": …}` over a chunked response. Without a
+/// resourceVersion (or "0") the current objects come first as ADDED; with one, the changes
+/// after it (410 Expired inside the stream when it is too old). Ends after `timeoutSeconds`.
+fn serve_watch(api: Arc<ApiServer>, t: &Target<'_>, qs: &[(String, String)]) -> Resp {
+    let labels = match q(qs, "labelSelector").map(store::parse_label_selector) {
+        Some(Err(e)) => return bad_request(&e),
+        Some(Ok(r)) => r,
+        None => Vec::new(),
+    };
+    let fields = match q(qs, "fieldSelector").map(store::parse_field_selector) {
+        Some(Err(e)) => return bad_request(&e),
+        Some(Ok(r)) => r,
+        None => Vec::new(),
+    };
+    let from = match q(qs, "resourceVersion").filter(|v| !v.is_empty() && *v != "0") {
+        Some(v) => match v.parse::<u64>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                return status(
+                    400,
+                    "BadRequest",
+                    &format!("resourceVersion: Invalid value: \"{v}\": must be a number"),
+                    None,
+                );
+            }
+        },
+        None => None,
+    };
+    let timeout = q(qs, "timeoutSeconds")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(1800);
+    let kind = t.kind;
+    let ns = t.ns.map(str::to_string);
+    let (mut rx, replay, now) = api.store.watch(from.unwrap_or(u64::MAX));
+    let matches =
+        move |o: &Value| store::labels_match(o, &labels) && store::fields_match(o, &fields);
+    let render = {
+        let api = api.clone();
+        move |o: Value| {
+            if kind.resource == "nodes" {
+                api.node_view(o)
+            } else {
+                o
+            }
+        }
+    };
+    let line = |typ: &str, o: Value| {
+        let mut b = serde_json::to_vec(&json!({"type": typ, "object": o})).unwrap_or_default();
+        b.push(b'\n');
+        Bytes::from(b)
+    };
+    let mut first: Vec<Bytes> = Vec::new();
+    let mut last = now;
+    match from {
+        None => {
+            let (items, _) = api.store.list(kind, ns.as_deref());
+            first.extend(
+                items
+                    .into_iter()
+                    .filter(|o| matches(o))
+                    .map(|o| line("ADDED", render(o))),
+            );
+        }
+        Some(n) => match replay {
+            Some(events) => {
+                last = n;
+                for e in events {
+                    last = e.rv;
+                    if e.resource == kind.resource
+                        && ns.as_deref().is_none_or(|want| want == e.namespace)
+                        && matches(&e.object)
+                    {
+                        first.push(line(e.kind, render(e.object)));
+                    }
+                }
+                last = last.max(n);
+            }
+            _ => {
+                let oldest = now.saturating_sub(1000);
+                first.push(line(
+                    "ERROR",
+                    json!({
+                        "kind": "Status", "apiVersion": "v1", "metadata": {},
+                        "status": "Failure",
+                        "message": format!("too old resource version: {n} ({oldest})"),
+                        "reason": "Expired", "code": 410,
+                    }),
+                ));
+                let body = StreamBody::new(tokio_stream::iter(
+                    first
+                        .into_iter()
+                        .map(|b| Ok::<_, Infallible>(Frame::data(b))),
+                ));
+                return streamed(BodyExt::boxed(body));
+            }
+        },
+    }
+    let (tx, out) = tokio::sync::mpsc::channel::<Bytes>(64);
+    tokio::spawn(async move {
+        for b in first {
+            if tx.send(b).await.is_err() {
+                return;
+            }
+        }
+        let deadline = tokio::time::sleep(std::time::Duration::from_secs(timeout));
+        tokio::pin!(deadline);
+        loop {
+            let ev = tokio::select! {
+                _ = &mut deadline => return,
+                ev = rx.recv() => ev,
+            };
+            let e = match ev {
+                Ok(e) => e,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
+                Err(_) => return,
+            };
+            if e.rv <= last
+                || e.resource != kind.resource
+                || ns.as_deref().is_some_and(|want| want != e.namespace)
+                || !matches(&e.object)
+            {
+                continue;
+            }
+            last = e.rv;
+            if tx.send(line(e.kind, render(e.object))).await.is_err() {
+                return;
+            }
+        }
+    });
+    let body = StreamBody::new(
+        tokio_stream::wrappers::ReceiverStream::new(out)
+            .map(|b| Ok::<_, Infallible>(Frame::data(b))),
+    );
+    streamed(BodyExt::boxed(body))
+}
+
+fn streamed(body: BoxBody<Bytes, Infallible>) -> Resp {
+    let mut r = Response::new(body);
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn decode_body(resource: &str, headers: &hyper::HeaderMap, body: &[u8]) -> Result<Value, Early> {
+    let ct = headers
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let ct = ct.split(';').next().unwrap_or_default().trim();
+    let v: Result<Value, String> = match ct {
+        "application/json" | "" => serde_json::from_slice(body).map_err(|e| e.to_string()),
+        "application/yaml" => serde_yaml::from_slice(body).map_err(|e| e.to_string()),
+        "application/vnd.kubernetes.protobuf" if resource != "services" && resource != "nodes" => {
+            super::proto::decode(resource, body)
+        }
+        _ => {
+            return Err(Box::new(status(
+                415,
+                "UnsupportedMediaType",
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf",
+                None,
+            )));
+        }
+    };
+    match v {
+        Ok(v) if v.is_object() => Ok(v),
+        Ok(_) => Err(Box::new(bad_request("Object 'Kind' is missing in '{}'"))),
+        Err(e) => Err(Box::new(bad_request(&format!(
+            "the object provided is unrecognized: {e}"
+        )))),
+    }
+}
+
+fn strip_list_item(mut v: Value) -> Value {
+    if let Some(o) = v.as_object_mut() {
+        o.remove("apiVersion");
+        o.remove("kind");
+    }
+    v
+}
+
+fn serve_resource(
+    api: &ApiServer,
+    verb: &str,
+    t: &Target<'_>,
+    qs: &[(String, String)],
+    headers: &hyper::HeaderMap,
+    body: &[u8],
+) -> Resp {
+    let store = &api.store;
+    let k = t.kind;
+    let ns = t.ns.unwrap_or("");
+    let namespaces = store::kind("namespaces").expect("namespaces");
+    let render = |v: Value| -> Value {
+        if k.resource == "nodes" {
+            api.node_view(v)
+        } else {
+            v
+        }
+    };
+    match verb {
+        "get" => match store.get(k, ns, t.name.unwrap_or_default()) {
+            Ok(v) if wants_table(headers) => {
+                let v = render(v);
+                let rv = v["metadata"]["resourceVersion"]
+                    .as_str()
+                    .and_then(|r| r.parse().ok())
+                    .unwrap_or(0);
+                json_resp(StatusCode::OK, &table(k, &[v], rv))
+            }
+            Ok(v) => json_resp(StatusCode::OK, &render(v)),
+            Err(e) => store_err(e),
+        },
+        "list" => {
+            let labels = match q(qs, "labelSelector").map(store::parse_label_selector) {
+                Some(Err(e)) => return bad_request(&e),
+                Some(Ok(r)) => r,
+                None => Vec::new(),
+            };
+            let fields = match q(qs, "fieldSelector").map(store::parse_field_selector) {
+                Some(Err(e)) => return bad_request(&e),
+                Some(Ok(r)) => r,
+                None => Vec::new(),
+            };
+            let (items, rv) = store.list(k, t.ns);
+            let items: Vec<Value> = items
+                .into_iter()
+                .filter(|o| store::labels_match(o, &labels) && store::fields_match(o, &fields))
+                .map(render)
+                .collect();
+            if wants_table(headers) {
+                return json_resp(StatusCode::OK, &table(k, &items, rv));
+            }
+            let items: Vec<Value> = items.into_iter().map(strip_list_item).collect();
+            json_resp(
+                StatusCode::OK,
+                &json!({
+                    "kind": format!("{}List", k.kind),
+                    "apiVersion": "v1",
+                    "metadata": {"resourceVersion": rv.to_string()},
+                    "items": items,
+                }),
+            )
+        }
+        "create" => {
+            let mut obj = match decode_body(k.resource, headers, body) {
+                Ok(v) => v,
+                Err(r) => return *r,
+            };
+            if k.namespaced {
+                if let Some(bns) = obj.pointer("/metadata/namespace").and_then(Value::as_str)
+                    && !bns.is_empty()
+                    && bns != ns
+                {
+                    return bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    );
+                }
+                if store.get(namespaces, "", ns).is_err() {
+                    return not_found("namespaces", ns);
+                }
+            }
+            let mut name = obj
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            if name.is_empty()
+                && let Some(g) = obj
+                    .pointer("/metadata/generateName")
+                    .and_then(Value::as_str)
+            {
+                let suffix: String = (0..5)
+                    .map(|_| {
+                        let c = b"bcdfghjklmnpqrstvwxz2456789"[rand::random_range(0..27)];
+                        c as char
+                    })
+                    .collect();
+                name = format!("{g}{suffix}");
+                obj["metadata"]["name"] = json!(name);
+            }
+            if name.is_empty() {
+                return invalid(
+                    k.kind,
+                    "",
+                    "metadata.name",
+                    "",
+                    "Required value: name or generateName is required",
+                );
+            }
+            if let Some(why) = name_error(k.resource, &name) {
+                return invalid(k.kind, &name, "metadata.name", &name, &why);
+            }
+            // Defaulting, as the real server does it.
+            if k.resource == "secrets"
+                && obj
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+            {
+                obj["type"] = json!("Opaque");
+            }
+            if q(qs, "dryRun").is_some() {
+                return json_resp(StatusCode::CREATED, &obj);
+            }
+            match store.create(k, ns, obj) {
+                Ok(v) => json_resp(StatusCode::CREATED, &render(v)),
+                Err(e) => store_err(e),
+            }
+        }
+        "update" => {
+            let name = t.name.unwrap_or_default();
+            let obj = match decode_body(k.resource, headers, body) {
+                Ok(v) => v,
+                Err(r) => return *r,
+            };
+            let bname = obj
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if bname != name {
+                return bad_request(&format!(
+                    "the name of the object ({bname}) does not match the name on the URL ({name})"
+                ));
+            }
+            match store.update(k, ns, name, obj) {
+                Ok(v) => json_resp(StatusCode::OK, &render(v)),
+                Err(e) => store_err(e),
+            }
+        }
+        "patch" => patch(api, t, qs, headers, body),
+        "delete" => {
+            let name = t.name.unwrap_or_default();
+            match store.delete(k, ns, name) {
+                Ok(v) if k.resource == "namespaces" => {
+                    let mut v = v;
+                    v["metadata"]["deletionTimestamp"] =
+                        json!(store::rfc3339(std::time::SystemTime::now()));
+                    v["status"] = json!({"phase": "Terminating"});
+                    json_resp(StatusCode::OK, &v)
+                }
+                Ok(v) => json_resp(
+                    StatusCode::OK,
+                    &json!({
+                        "kind": "Status",
+                        "apiVersion": "v1",
+                        "metadata": {},
+                        "status": "Success",
+                        "details": {
+                            "name": name,
+                            "kind": k.resource,
+                            "uid": v["metadata"]["uid"],
+                        },
+                    }),
+                ),
+                Err(e) => store_err(e),
+            }
+        }
+        "deletecollection" => {
+            let (items, _) = store.list(k, t.ns);
+            for o in &items {
+                if let Some(n) = o.pointer("/metadata/name").and_then(Value::as_str) {
+                    let _ = store.delete(k, ns, n);
+                }
+            }
+            let (_, rv) = store.list(k, t.ns);
+            json_resp(
+                StatusCode::OK,
+                &json!({
+                    "kind": format!("{}List", k.kind),
+                    "apiVersion": "v1",
+                    "metadata": {"resourceVersion": rv.to_string()},
+                    "items": items.into_iter().map(strip_list_item).collect::<Vec<_>>(),
+                }),
+            )
+        }
+        _ => status(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+            Some(json!({})),
+        ),
+    }
+}
+
+fn patch(
+    api: &ApiServer,
+    t: &Target<'_>,
+    qs: &[(String, String)],
+    headers: &hyper::HeaderMap,
+    body: &[u8],
+) -> Resp {
+    let store = &api.store;
+    let k = t.kind;
+    let ns = t.ns.unwrap_or("");
+    let name = t.name.unwrap_or_default();
+    let ct = headers
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let parse = |b: &[u8]| -> Result<Value, Early> {
+        serde_json::from_slice(b)
+            .or_else(|_| serde_yaml::from_slice(b))
+            .map_err(|e: serde_yaml::Error| Box::new(bad_request(&e.to_string())))
+    };
+    let current = store.get(k, ns, name);
+    let result = match ct.as_str() {
+        "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
+            let p = match parse(body) {
+                Ok(p) => p,
+                Err(r) => return *r,
+            };
+            let mut cur = match current {
+                Ok(c) => c,
+                Err(e) => return store_err(e),
+            };
+            merge_patch(&mut cur, &p);
+            cur
+        }
+        "application/json-patch+json" => {
+            let ops: json_patch::Patch = match serde_json::from_slice(body) {
+                Ok(p) => p,
+                Err(e) => return bad_request(&e.to_string()),
+            };
+            let mut cur = match current {
+                Ok(c) => c,
+                Err(e) => return store_err(e),
+            };
+            if let Err(e) = json_patch::patch(&mut cur, &ops) {
+                return status(
+                    422,
+                    "Invalid",
+                    &e.to_string(),
+                    Some(json!({"name": name, "kind": k.kind})),
+                );
+            }
+            cur
+        }
+        "application/apply-patch+yaml" => {
+            if q(qs, "fieldManager").is_none_or(str::is_empty) {
+                return status(
+                    422,
+                    "Invalid",
+                    "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+                    Some(
+                        json!({"group": "meta.k8s.io", "kind": "PatchOptions", "causes": [{"reason": "FieldValueRequired", "message": "Required value: is required for apply patch", "field": "fieldManager"}]}),
+                    ),
+                );
+            }
+            let p = match parse(body) {
+                Ok(p) => p,
+                Err(r) => return *r,
+            };
+            match current {
+                Ok(mut cur) => {
+                    merge_patch(&mut cur, &p);
+                    cur
+                }
+                Err(StoreError::NotFound { .. }) => {
+                    if k.namespaced
+                        && store
+                            .get(store::kind("namespaces").expect("ns"), "", ns)
+                            .is_err()
+                    {
+                        return not_found("namespaces", ns);
+                    }
+                    let mut obj = p;
+                    obj["metadata"]["name"] = json!(name);
+                    return match store.create(k, ns, obj) {
+                        Ok(v) => json_resp(StatusCode::CREATED, &v),
+                        Err(e) => store_err(e),
+                    };
+                }
+                Err(e) => return store_err(e),
+            }
+        }
+        _ => {
+            return status(
+                415,
+                "UnsupportedMediaType",
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json",
+                None,
+            );
+        }
+    };
+    let mut result = result;
+    // A patch carries no precondition unless it names a resourceVersion itself.
+    if body_rv(body).is_none()
+        && let Some(m) = result["metadata"].as_object_mut()
+    {
+        m.remove("resourceVersion");
+    }
+    match store.update(k, ns, name, result) {
+        Ok(v) => json_resp(
+            StatusCode::OK,
+            &if k.resource == "nodes" {
+                api.node_view(v)
+            } else {
+                v
+            },
+        ),
+        Err(e) => store_err(e),
+    }
+}
+
+fn body_rv(body: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(body)
+        .or_else(|_| serde_yaml::from_slice(body))
+        .ok()?;
+    v.pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// The client asked for server-side printing (`kubectl get`): Accept names
+/// `as=Table;v=v1;g=meta.k8s.io`.
+fn wants_table(headers: &hyper::HeaderMap) -> bool {
+    headers
+        .get(hyper::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.split(',').next())
+        .is_some_and(|first| {
+            let params: Vec<&str> = first.split(';').map(str::trim).collect();
+            params.contains(&"as=Table")
+                && params.contains(&"g=meta.k8s.io")
+                && params.contains(&"v=v1")
+        })
+}
+
+/// `duration.HumanDuration` of Kubernetes (what AGE columns print).
+pub fn human_duration(secs: u64) -> String {
+    let (m, h, d) = (secs / 60, secs / 3600, secs / 86400);
+    if secs < 120 {
+        format!("{secs}s")
+    } else if m < 10 {
+        match secs % 60 {
+            0 => format!("{m}m"),
+            s => format!("{m}m{s}s"),
+        }
+    } else if m < 180 {
+        format!("{m}m")
+    } else if h < 8 {
+        match m % 60 {
+            0 => format!("{h}h"),
+            mm => format!("{h}h{mm}m"),
+        }
+    } else if h < 48 {
+        format!("{h}h")
+    } else if h < 192 {
+        match h % 24 {
+            0 => format!("{d}d"),
+            hh => format!("{d}d{hh}h"),
+        }
+    } else if d < 730 {
+        format!("{d}d")
+    } else if d < 2920 {
+        match d % 365 {
+            0 => format!("{}y", d / 365),
+            dd => format!("{}y{dd}d", d / 365),
+        }
+    } else {
+        format!("{}y", d / 365)
+    }
+}
+
+fn age(obj: &Value) -> String {
+    let Some(ts) = obj
+        .pointer("/metadata/creationTimestamp")
+        .and_then(Value::as_str)
+    else {
+        return "<unknown>".into();
+    };
+    let Some(t) = parse_rfc3339(ts) else {
+        return "<unknown>".into();
+    };
+    let now = time::OffsetDateTime::now_utc();
+    human_duration((now - t).whole_seconds().max(0) as u64)
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` (what the store writes).
+fn parse_rfc3339(ts: &str) -> Option<time::OffsetDateTime> {
+    let n = |r: std::ops::Range<usize>| ts.get(r).and_then(|s| s.parse::<u32>().ok());
+    let month = time::Month::try_from(n(5..7)? as u8).ok()?;
+    let date = time::Date::from_calendar_date(n(0..4)? as i32, month, n(8..10)? as u8).ok()?;
+    let t = time::Time::from_hms(n(11..13)? as u8, n(14..16)? as u8, n(17..19)? as u8).ok()?;
+    Some(time::PrimitiveDateTime::new(date, t).assume_utc())
+}
+
+fn col(name: &str, ty: &str, priority: u8) -> Value {
+    let mut c =
+        json!({"name": name, "type": ty, "format": "", "description": "", "priority": priority});
+    if name == "Name" {
+        c["format"] = json!("name");
+        c["description"] = json!(
+            "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names"
+        );
+    }
+    c
+}
+
+/// A row's cells from an object.
+type Cells = dyn Fn(&Value) -> Vec<Value>;
+
+/// A `meta.k8s.io/v1` Table of objects (the real printers' columns for the kinds served).
+fn table(k: &Kind, items: &[Value], rv: u64) -> Value {
+    let name = |o: &Value| json!(o["metadata"]["name"]);
+    let count = |v: &Value| v.as_object().map_or(0, |m| m.len());
+    let (columns, cells): (Vec<Value>, Box<Cells>) = match k.resource {
+        "nodes" => (
+            vec![
+                col("Name", "string", 0),
+                col("Status", "string", 0),
+                col("Roles", "string", 0),
+                col("Age", "string", 0),
+                col("Version", "string", 0),
+                col("Internal-IP", "string", 1),
+                col("External-IP", "string", 1),
+                col("OS-Image", "string", 1),
+                col("Kernel-Version", "string", 1),
+                col("Container-Runtime", "string", 1),
+            ],
+            Box::new(move |o| {
+                let ready = o["status"]["conditions"]
+                    .as_array()
+                    .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+                    .and_then(|c| c["status"].as_str())
+                    .map_or("Unknown", |s| match s {
+                        "True" => "Ready",
+                        "False" => "NotReady",
+                        _ => "Unknown",
+                    });
+                let mut roles: Vec<&str> = o["metadata"]["labels"]
+                    .as_object()
+                    .map(|l| {
+                        l.keys()
+                            .filter_map(|k| k.strip_prefix("node-role.kubernetes.io/"))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                roles.sort();
+                let roles = if roles.is_empty() {
+                    "<none>".to_string()
+                } else {
+                    roles.join(",")
+                };
+                let addr = |t: &str| {
+                    o["status"]["addresses"]
+                        .as_array()
+                        .and_then(|a| a.iter().find(|a| a["type"] == t))
+                        .and_then(|a| a["address"].as_str())
+                        .unwrap_or("<none>")
+                        .to_string()
+                };
+                let info = &o["status"]["nodeInfo"];
+                vec![
+                    name(o),
+                    json!(ready),
+                    json!(roles),
+                    json!(age(o)),
+                    info["kubeletVersion"].clone(),
+                    json!(addr("InternalIP")),
+                    json!(addr("ExternalIP")),
+                    info["osImage"].clone(),
+                    info["kernelVersion"].clone(),
+                    info["containerRuntimeVersion"].clone(),
+                ]
+            }),
+        ),
+        "namespaces" => (
+            vec![
+                col("Name", "string", 0),
+                col("Status", "string", 0),
+                col("Age", "string", 0),
+            ],
+            Box::new(move |o| vec![name(o), json!("Active"), json!(age(o))]),
+        ),
+        "configmaps" => (
+            vec![
+                col("Name", "string", 0),
+                col("Data", "integer", 0),
+                col("Age", "string", 0),
+            ],
+            Box::new(move |o| {
+                vec![
+                    name(o),
+                    json!(count(&o["data"]) + count(&o["binaryData"])),
+                    json!(age(o)),
+                ]
+            }),
+        ),
+        "secrets" => (
+            vec![
+                col("Name", "string", 0),
+                col("Type", "string", 0),
+                col("Data", "integer", 0),
+                col("Age", "string", 0),
+            ],
+            Box::new(move |o| {
+                vec![
+                    name(o),
+                    json!(o["type"].as_str().unwrap_or("Opaque")),
+                    json!(count(&o["data"])),
+                    json!(age(o)),
+                ]
+            }),
+        ),
+        "serviceaccounts" => (
+            vec![
+                col("Name", "string", 0),
+                col("Secrets", "string", 0),
+                col("Age", "string", 0),
+            ],
+            Box::new(move |o| {
+                let n = o["secrets"].as_array().map_or(0, Vec::len);
+                vec![name(o), json!(n.to_string()), json!(age(o))]
+            }),
+        ),
+        _ => (
+            vec![col("Name", "string", 0), col("Age", "string", 0)],
+            Box::new(move |o| vec![name(o), json!(age(o))]),
+        ),
+    };
+    let rows: Vec<Value> = items
+        .iter()
+        .map(|o| {
+            json!({
+                "cells": cells(o),
+                "object": {
+                    "kind": "PartialObjectMetadata",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": o["metadata"],
+                },
+            })
+        })
+        .collect();
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": rv.to_string()},
+        "columnDefinitions": columns,
+        "rows": rows,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_durations() {
+        for (secs, want) in [
+            (5, "5s"),
+            (119, "119s"),
+            (150, "2m30s"),
+            (600, "10m"),
+            (3 * 3600 + 60, "3h1m"),
+            (10 * 3600, "10h"),
+            (3 * 86400 + 3600, "3d1h"),
+            (30 * 86400, "30d"),
+        ] {
+            assert_eq!(human_duration(secs), want, "{secs}");
+        }
+        assert!(parse_rfc3339("2024-02-29T23:59:58Z").is_some());
+        assert!(parse_rfc3339("garbage").is_none());
+    }
+
+    #[test]
+    fn merge_patch_rfc7386() {
+        let mut t = json!({"a": "b", "c": {"d": "e", "f": "g"}});
+        merge_patch(&mut t, &json!({"a": "z", "c": {"f": null}}));
+        assert_eq!(t, json!({"a": "z", "c": {"d": "e"}}));
+    }
+}

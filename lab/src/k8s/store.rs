@@ -1,0 +1,649 @@
+//! A cluster's object store (its "etcd" as the API server sees it): objects by resource,
+//! namespace and name, one resourceVersion counter, uid/creationTimestamp/generation
+//! bookkeeping, optimistic concurrency, and label/field selectors for lists.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value, json};
+
+/// A core/v1 resource the store serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kind {
+    /// Plural resource name (`configmaps`).
+    pub resource: &'static str,
+    pub singular: &'static str,
+    pub kind: &'static str,
+    pub namespaced: bool,
+    pub short_names: &'static [&'static str],
+    pub verbs: &'static [&'static str],
+    /// Objects with a spec bump `metadata.generation` when it changes.
+    pub has_spec: bool,
+}
+
+const ALL_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
+/// What `/api/v1` serves (in discovery order: alphabetical, as the real list is).
+pub const KINDS: &[Kind] = &[
+    Kind {
+        resource: "configmaps",
+        singular: "configmap",
+        kind: "ConfigMap",
+        namespaced: true,
+        short_names: &["cm"],
+        verbs: ALL_VERBS,
+        has_spec: false,
+    },
+    Kind {
+        resource: "namespaces",
+        singular: "namespace",
+        kind: "Namespace",
+        namespaced: false,
+        short_names: &["ns"],
+        verbs: &[
+            "create", "delete", "get", "list", "patch", "update", "watch",
+        ],
+        has_spec: false,
+    },
+    Kind {
+        resource: "nodes",
+        singular: "node",
+        kind: "Node",
+        namespaced: false,
+        short_names: &["no"],
+        verbs: ALL_VERBS,
+        has_spec: false,
+    },
+    Kind {
+        resource: "secrets",
+        singular: "secret",
+        kind: "Secret",
+        namespaced: true,
+        short_names: &[],
+        verbs: ALL_VERBS,
+        has_spec: false,
+    },
+    Kind {
+        resource: "serviceaccounts",
+        singular: "serviceaccount",
+        kind: "ServiceAccount",
+        namespaced: true,
+        short_names: &["sa"],
+        verbs: ALL_VERBS,
+        has_spec: false,
+    },
+    Kind {
+        resource: "services",
+        singular: "service",
+        kind: "Service",
+        namespaced: true,
+        short_names: &["svc"],
+        verbs: &[
+            "create",
+            "delete",
+            "deletecollection",
+            "get",
+            "list",
+            "patch",
+            "update",
+            "watch",
+        ],
+        has_spec: false,
+    },
+];
+
+pub fn kind(resource: &str) -> Option<&'static Kind> {
+    KINDS.iter().find(|k| k.resource == resource)
+}
+
+/// RFC 3339 in UTC, second precision, as Kubernetes writes timestamps.
+pub fn rfc3339(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
+    let dt =
+        time::OffsetDateTime::from_unix_timestamp(secs).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        dt.year(),
+        u8::from(dt.month()),
+        dt.day(),
+        dt.hour(),
+        dt.minute(),
+        dt.second()
+    )
+}
+
+fn uuid_v4() -> String {
+    let b: [u8; 16] = rand::random();
+    let mut b = b;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+/// Key of an object: (resource, namespace or "", name).
+pub type Key = (String, String, String);
+
+/// Store errors, mapped to Status bodies by the API layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    NotFound { resource: String, name: String },
+    AlreadyExists { resource: String, name: String },
+    Conflict { resource: String, name: String },
+}
+
+/// A change, as watches see it.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// `ADDED`, `MODIFIED` or `DELETED`.
+    pub kind: &'static str,
+    pub resource: String,
+    pub namespace: String,
+    pub rv: u64,
+    pub object: Value,
+}
+
+/// How many past events a watch can resume from.
+const HISTORY: usize = 1000;
+
+#[derive(Default)]
+struct Inner {
+    rv: u64,
+    objects: BTreeMap<Key, Value>,
+    /// Node name → (VMID, boot count) the kubelet registered from.
+    registered: HashMap<u32, u64>,
+    history: std::collections::VecDeque<Event>,
+}
+
+impl Inner {
+    fn emit(&mut self, tx: &tokio::sync::broadcast::Sender<Event>, ev: Event) {
+        if self.history.len() == HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back(ev.clone());
+        let _ = tx.send(ev);
+    }
+}
+
+/// The store of one cluster; survives API server restarts.
+pub struct Store {
+    inner: Mutex<Inner>,
+    events: tokio::sync::broadcast::Sender<Event>,
+    /// A CNI made pod networking ready (Talos's flannel does from the start; a Cilium install
+    /// sets this).
+    pub cni_ready: Mutex<bool>,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Store {
+    pub fn new() -> Store {
+        let s = Store {
+            inner: Mutex::new(Inner::default()),
+            events: tokio::sync::broadcast::channel(1024).0,
+            cni_ready: Mutex::new(false),
+        };
+        for ns in ["default", "kube-node-lease", "kube-public", "kube-system"] {
+            let _ = s.create(
+                kind("namespaces").expect("namespaces"),
+                "",
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+            );
+        }
+        s
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The current resourceVersion (of the whole store, as a list reports it).
+    pub fn resource_version(&self) -> u64 {
+        self.lock().rv
+    }
+
+    pub fn get(&self, k: &Kind, ns: &str, name: &str) -> Result<Value, StoreError> {
+        self.lock()
+            .objects
+            .get(&(k.resource.to_string(), ns.to_string(), name.to_string()))
+            .cloned()
+            .ok_or_else(|| StoreError::NotFound {
+                resource: k.resource.into(),
+                name: name.into(),
+            })
+    }
+
+    /// Objects of a resource, in a namespace (or all when `ns` is None), by name.
+    pub fn list(&self, k: &Kind, ns: Option<&str>) -> (Vec<Value>, u64) {
+        let g = self.lock();
+        let items = g
+            .objects
+            .iter()
+            .filter(|((r, n, _), _)| r == k.resource && ns.is_none_or(|want| want == n))
+            .map(|(_, v)| v.clone())
+            .collect();
+        (items, g.rv)
+    }
+
+    /// Create: server-set metadata (uid, resourceVersion, creationTimestamp, generation).
+    pub fn create(&self, k: &Kind, ns: &str, mut obj: Value) -> Result<Value, StoreError> {
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let mut g = self.lock();
+        let key = (k.resource.to_string(), ns.to_string(), name.clone());
+        if g.objects.contains_key(&key) {
+            return Err(StoreError::AlreadyExists {
+                resource: k.resource.into(),
+                name,
+            });
+        }
+        g.rv += 1;
+        let rv = g.rv;
+        let meta = meta_of(&mut obj);
+        meta.insert("uid".into(), json!(uuid_v4()));
+        meta.insert("resourceVersion".into(), json!(rv.to_string()));
+        meta.insert(
+            "creationTimestamp".into(),
+            json!(rfc3339(SystemTime::now())),
+        );
+        if k.namespaced {
+            meta.insert("namespace".into(), json!(ns));
+        } else {
+            meta.remove("namespace");
+        }
+        for f in ["deletionTimestamp", "selfLink"] {
+            meta.remove(f);
+        }
+        if k.has_spec {
+            meta.insert("generation".into(), json!(1));
+        }
+        obj["apiVersion"] = json!("v1");
+        obj["kind"] = json!(k.kind);
+        g.objects.insert(key, obj.clone());
+        g.emit(
+            &self.events,
+            Event {
+                kind: "ADDED",
+                resource: k.resource.into(),
+                namespace: ns.into(),
+                rv,
+                object: obj.clone(),
+            },
+        );
+        Ok(obj)
+    }
+
+    /// Replace (PUT or the result of a patch): a given resourceVersion must match.
+    pub fn update(
+        &self,
+        k: &Kind,
+        ns: &str,
+        name: &str,
+        mut obj: Value,
+    ) -> Result<Value, StoreError> {
+        let mut g = self.lock();
+        let key = (k.resource.to_string(), ns.to_string(), name.to_string());
+        let Some(old) = g.objects.get(&key).cloned() else {
+            return Err(StoreError::NotFound {
+                resource: k.resource.into(),
+                name: name.into(),
+            });
+        };
+        let old_rv = old.pointer("/metadata/resourceVersion").cloned();
+        if let Some(want) = obj
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            && Some(&json!(want)) != old_rv.as_ref()
+        {
+            return Err(StoreError::Conflict {
+                resource: k.resource.into(),
+                name: name.into(),
+            });
+        }
+        // Server-owned metadata survives.
+        let old_meta = old["metadata"].clone();
+        let meta = meta_of(&mut obj);
+        for f in ["uid", "creationTimestamp", "namespace", "generation"] {
+            match old_meta.get(f) {
+                Some(v) => {
+                    meta.insert(f.into(), v.clone());
+                }
+                None => {
+                    meta.remove(f);
+                }
+            }
+        }
+        if k.has_spec && obj.get("spec") != old.get("spec") {
+            let gen_ = old_meta["generation"].as_i64().unwrap_or(1) + 1;
+            meta_of(&mut obj).insert("generation".into(), json!(gen_));
+        }
+        obj["apiVersion"] = json!("v1");
+        obj["kind"] = json!(k.kind);
+        // No-op updates keep the resourceVersion (as the real server does).
+        let mut cmp = obj.clone();
+        meta_of(&mut cmp).insert(
+            "resourceVersion".into(),
+            old_rv.clone().unwrap_or(Value::Null),
+        );
+        if cmp == old {
+            return Ok(old);
+        }
+        g.rv += 1;
+        let rv = g.rv;
+        meta_of(&mut obj).insert("resourceVersion".into(), json!(rv.to_string()));
+        g.objects.insert(key, obj.clone());
+        g.emit(
+            &self.events,
+            Event {
+                kind: "MODIFIED",
+                resource: k.resource.into(),
+                namespace: ns.into(),
+                rv,
+                object: obj.clone(),
+            },
+        );
+        Ok(obj)
+    }
+
+    /// A change the store does not hold (a Node's status): a new resourceVersion and a
+    /// MODIFIED event.
+    pub fn touch(&self, k: &Kind, ns: &str, name: &str) {
+        let mut g = self.lock();
+        let key = (k.resource.to_string(), ns.to_string(), name.to_string());
+        if !g.objects.contains_key(&key) {
+            return;
+        }
+        g.rv += 1;
+        let rv = g.rv;
+        let obj = g.objects.get_mut(&key).expect("present");
+        meta_of(obj).insert("resourceVersion".into(), json!(rv.to_string()));
+        let obj = obj.clone();
+        g.emit(
+            &self.events,
+            Event {
+                kind: "MODIFIED",
+                resource: k.resource.into(),
+                namespace: ns.into(),
+                rv,
+                object: obj,
+            },
+        );
+    }
+
+    /// Subscribe to changes, with the history newer than `after` (None if `after` is older
+    /// than what is kept) and the current resourceVersion.
+    pub fn watch(
+        &self,
+        after: u64,
+    ) -> (
+        tokio::sync::broadcast::Receiver<Event>,
+        Option<Vec<Event>>,
+        u64,
+    ) {
+        let g = self.lock();
+        let rx = self.events.subscribe();
+        let oldest = g.history.front().map_or(g.rv + 1, |e| e.rv);
+        let replay = (after.saturating_add(1) >= oldest || after >= g.rv)
+            .then(|| g.history.iter().filter(|e| e.rv > after).cloned().collect());
+        (rx, replay, g.rv)
+    }
+
+    pub fn delete(&self, k: &Kind, ns: &str, name: &str) -> Result<Value, StoreError> {
+        let mut g = self.lock();
+        let key = (k.resource.to_string(), ns.to_string(), name.to_string());
+        let obj = g.objects.remove(&key).ok_or_else(|| StoreError::NotFound {
+            resource: k.resource.into(),
+            name: name.into(),
+        })?;
+        let mut gone = vec![(k.resource.to_string(), ns.to_string(), obj.clone())];
+        if k.resource == "namespaces" {
+            let inside: Vec<Key> = g
+                .objects
+                .keys()
+                .filter(|(_, n, _)| n == name)
+                .cloned()
+                .collect();
+            for key in inside {
+                if let Some(o) = g.objects.remove(&key) {
+                    gone.push((key.0, key.1, o));
+                }
+            }
+        }
+        for (resource, namespace, mut o) in gone {
+            g.rv += 1;
+            let rv = g.rv;
+            meta_of(&mut o).insert("resourceVersion".into(), json!(rv.to_string()));
+            g.emit(
+                &self.events,
+                Event {
+                    kind: "DELETED",
+                    resource,
+                    namespace,
+                    rv,
+                    object: o,
+                },
+            );
+        }
+        Ok(obj)
+    }
+
+    /// Kubelet registration: create the Node once per boot of a Talos node (a deleted Node
+    /// comes back when the node boots again).
+    pub fn register_node(&self, vmid: u32, boots: u64, node: Value) {
+        let name = node["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        {
+            let g = self.lock();
+            if g.registered.get(&vmid) == Some(&boots) {
+                return;
+            }
+        }
+        let nodes = kind("nodes").expect("nodes");
+        if self.get(nodes, "", &name).is_err() {
+            let _ = self.create(nodes, "", node);
+        }
+        self.lock().registered.insert(vmid, boots);
+    }
+}
+
+fn meta_of(obj: &mut Value) -> &mut Map<String, Value> {
+    if !obj.get("metadata").is_some_and(Value::is_object) {
+        obj["metadata"] = json!({});
+    }
+    obj["metadata"].as_object_mut().expect("object")
+}
+
+/// A parsed label selector (equality-based and set-based, as `kubectl -l` sends them).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Req {
+    Eq(String, String),
+    Ne(String, String),
+    In(String, Vec<String>),
+    NotIn(String, Vec<String>),
+    Exists(String),
+    NotExists(String),
+}
+
+/// Parse `a=b,c!=d,e in (f,g),!h,i`. Errors carry the real server's wording where known.
+pub fn parse_label_selector(s: &str) -> Result<Vec<Req>, String> {
+    let mut out = Vec::new();
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0, 0);
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&s[start..]);
+    for p in parts.into_iter().map(str::trim).filter(|p| !p.is_empty()) {
+        let set = |rest: &str| -> Result<Vec<String>, String> {
+            let inner = rest
+                .trim()
+                .strip_prefix('(')
+                .and_then(|r| r.strip_suffix(')'))
+                .ok_or_else(|| format!("unable to parse requirement: {p}"))?;
+            Ok(inner.split(',').map(|v| v.trim().to_string()).collect())
+        };
+        if let Some(k) = p.strip_prefix('!') {
+            out.push(Req::NotExists(k.trim().into()));
+        } else if let Some((k, v)) = p.split_once("!=") {
+            out.push(Req::Ne(k.trim().into(), v.trim().into()));
+        } else if let Some((k, v)) = p.split_once("==") {
+            out.push(Req::Eq(k.trim().into(), v.trim().into()));
+        } else if let Some((k, v)) = p.split_once('=') {
+            out.push(Req::Eq(k.trim().into(), v.trim().into()));
+        } else if let Some((k, v)) = p.split_once(" notin ") {
+            out.push(Req::NotIn(k.trim().into(), set(v)?));
+        } else if let Some((k, v)) = p.split_once(" in ") {
+            out.push(Req::In(k.trim().into(), set(v)?));
+        } else if p.contains(char::is_whitespace) {
+            return Err(format!("unable to parse requirement: {p}"));
+        } else {
+            out.push(Req::Exists(p.into()));
+        }
+    }
+    Ok(out)
+}
+
+pub fn labels_match(obj: &Value, reqs: &[Req]) -> bool {
+    let labels = obj.pointer("/metadata/labels");
+    let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
+    reqs.iter().all(|r| match r {
+        Req::Eq(k, v) => get(k) == Some(v.as_str()),
+        Req::Ne(k, v) => get(k) != Some(v.as_str()),
+        Req::In(k, vs) => get(k).is_some_and(|x| vs.iter().any(|v| v == x)),
+        Req::NotIn(k, vs) => get(k).is_none_or(|x| !vs.iter().any(|v| v == x)),
+        Req::Exists(k) => get(k).is_some(),
+        Req::NotExists(k) => get(k).is_none(),
+    })
+}
+
+/// Field selectors every resource supports: `metadata.name` and `metadata.namespace`
+/// (`=`, `==`, `!=`). Others are a 400 with the real server's message.
+pub fn parse_field_selector(s: &str) -> Result<Vec<(String, bool, String)>, String> {
+    let mut out = Vec::new();
+    for p in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, neg, v) = if let Some((k, v)) = p.split_once("!=") {
+            (k, true, v)
+        } else if let Some((k, v)) = p.split_once("==") {
+            (k, false, v)
+        } else if let Some((k, v)) = p.split_once('=') {
+            (k, false, v)
+        } else {
+            return Err(format!("invalid selector: '{s}'; can't understand '{p}'"));
+        };
+        let k = k.trim();
+        if k != "metadata.name" && k != "metadata.namespace" {
+            return Err(format!("field label not supported: {k}"));
+        }
+        out.push((k.to_string(), neg, v.trim().to_string()));
+    }
+    Ok(out)
+}
+
+pub fn fields_match(obj: &Value, reqs: &[(String, bool, String)]) -> bool {
+    reqs.iter().all(|(k, neg, v)| {
+        let ptr = if k == "metadata.name" {
+            "/metadata/name"
+        } else {
+            "/metadata/namespace"
+        };
+        let actual = obj.pointer(ptr).and_then(Value::as_str).unwrap_or_default();
+        (actual == v) != *neg
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selectors() {
+        let node = json!({"metadata": {"name": "cp1", "labels": {"a": "1", "role": "cp"}}});
+        let ok = |s: &str| labels_match(&node, &parse_label_selector(s).expect("parses"));
+        assert!(ok("a=1"));
+        assert!(ok("a==1,role"));
+        assert!(!ok("a!=1"));
+        assert!(ok("role in (cp, worker)"));
+        assert!(!ok("role notin (cp)"));
+        assert!(ok("!missing"));
+        assert!(!ok("missing"));
+        let f = parse_field_selector("metadata.name=cp1").expect("field");
+        assert!(fields_match(&node, &f));
+        assert!(parse_field_selector("spec.unschedulable=true").is_err());
+    }
+
+    #[test]
+    fn crud_and_conflicts() {
+        let s = Store::new();
+        let cm = kind("configmaps").expect("cm");
+        let made = s
+            .create(
+                cm,
+                "default",
+                json!({"metadata": {"name": "a"}, "data": {"k": "v"}}),
+            )
+            .expect("create");
+        assert_eq!(made["kind"], "ConfigMap");
+        assert_eq!(made["metadata"]["namespace"], "default");
+        let rv = made["metadata"]["resourceVersion"]
+            .as_str()
+            .expect("rv")
+            .to_string();
+        assert!(matches!(
+            s.create(cm, "default", json!({"metadata": {"name": "a"}})),
+            Err(StoreError::AlreadyExists { .. })
+        ));
+        let mut next = made.clone();
+        next["data"]["k"] = json!("w");
+        let updated = s.update(cm, "default", "a", next.clone()).expect("update");
+        assert_ne!(updated["metadata"]["resourceVersion"], json!(rv));
+        assert_eq!(updated["metadata"]["uid"], made["metadata"]["uid"]);
+        // Stale resourceVersion: conflict.
+        assert!(matches!(
+            s.update(cm, "default", "a", next),
+            Err(StoreError::Conflict { .. })
+        ));
+        s.delete(cm, "default", "a").expect("delete");
+        assert!(matches!(
+            s.get(cm, "default", "a"),
+            Err(StoreError::NotFound { .. })
+        ));
+    }
+}
