@@ -1534,8 +1534,11 @@ impl Resource for ProxmoxVm {
             reboot_allowed && prior.attr("reboot_after_update").as_bool() == Some(false);
         let slot = TaskSlot::default();
         let steps = async {
-            resume_task(&client, &slot, &req.private, deadline).await?;
-            client.invalidate_vm_resources().await;
+            if pending_task(&req.private).is_some() {
+                resume_task(&client, &slot, &req.private, deadline).await?;
+                // The task may have moved the VM: do not trust the shared list.
+                client.invalidate_vm_resources().await;
+            }
             let read = match self.locate(&client, vmid).await {
                 Ok(Some(r)) => r,
                 Ok(None) => {
@@ -1613,8 +1616,11 @@ impl Resource for ProxmoxVm {
         let slot = TaskSlot::default();
         let steps = async {
             // A clone or migration an earlier apply left running holds the VM's lock.
-            resume_task(&client, &slot, &req.private, deadline).await?;
-            client.invalidate_vm_resources().await;
+            if pending_task(&req.private).is_some() {
+                resume_task(&client, &slot, &req.private, deadline).await?;
+                // The task may have moved the VM: do not trust the shared list.
+                client.invalidate_vm_resources().await;
+            }
             let read = match self.locate(&client, vmid).await {
                 Ok(Some(r)) => r,
                 Ok(None) => return Ok(()),
