@@ -508,6 +508,57 @@ async fn live_migration_of_local_disks_and_pools() {
     assert!(e.to_string().contains("pool 'nope' does not exist"), "{e}");
 }
 
+/// `targetstorage` maps local disks to another storage; PVE refuses unknown storages and
+/// storages without the `images` content type before starting a task.
+#[tokio::test]
+async fn migration_target_storage_rules() {
+    let lab = lab().await;
+    let c = client(&lab);
+    let spec = CloneSpec {
+        full: Some(true),
+        ..template()
+    };
+    let vmid = c
+        .clone_and_wait(&spec, T)
+        .await
+        .expect("full clone on local-lvm");
+    let path = format!("/nodes/pve1/qemu/{vmid}/migrate");
+    let migrate = |ts: &'static str| {
+        let path = path.clone();
+        let c = c.clone();
+        async move {
+            c.post::<String>(
+                &path,
+                Params::new().set("target", "pve2").set("targetstorage", ts),
+            )
+            .await
+        }
+    };
+    let e = migrate("nope").await.expect_err("unknown storage");
+    assert!(
+        e.to_string().contains("storage 'nope' does not exist"),
+        "{e}"
+    );
+    let e = migrate("local").await.expect_err("no images on local");
+    assert!(
+        e.to_string()
+            .contains("storage 'local' does not support vm images"),
+        "{e}"
+    );
+    let upid: Upid = migrate("local-lvm:ceph")
+        .await
+        .expect("mapped to ceph")
+        .parse()
+        .expect("a UPID");
+    c.wait_task(&upid, T).await.expect("offline migration");
+    let cfg = c.vm_config("pve2", vmid).await.expect("on pve2");
+    let scsi0 = cfg.get_str("scsi0").unwrap_or_default();
+    assert!(
+        scsi0.starts_with("ceph:vm-"),
+        "the disk moved to ceph: {scsi0}"
+    );
+}
+
 #[tokio::test]
 async fn nextid_race_between_two_processes() {
     let lab = lab().await;
