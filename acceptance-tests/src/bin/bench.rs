@@ -5,16 +5,33 @@
 //! - GetProviderSchema round trip over the mTLS connection
 //! - idle RSS after the schema call, and peak RSS
 //! - binary size on disk (ours is stripped by the release profile)
+//! - refresh-plan of 100 and 500 VMs against the lab with 10 ms added latency: wall time, API
+//!   calls per VM read (the lab counts requests), the provider's peak RSS, next to the floor:
+//!   the minimal round trips (one shared VM list + one config GET per VM) ÷ Terraform's
+//!   parallelism (10) × latency, plus Terraform's own time for as many resources of a no-op
+//!   provider (the test provider).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use acceptance_tests::lab::Lab;
 use acceptance_tests::plugin_client::{ClientCert, Plugin};
+use acceptance_tests::{Tf, Work};
 use serde_json::json;
 use tfplugin::proto::tfplugin6 as pb;
 
 const RUNS: usize = 25;
 const SCHEMA_CALLS: usize = 200;
+/// VM counts of the refresh benchmark.
+const REFRESH_SIZES: [u64; 2] = [100, 500];
+/// Added latency of every Proxmox API request during the refresh benchmark.
+const LATENCY_MS: u64 = 10;
+/// Terraform's default `-parallelism`.
+const TF_PARALLELISM: u64 = 10;
+/// Plans timed per measurement (the median is reported).
+const PLAN_RUNS: usize = 3;
+/// How often the RSS sampler looks at the provider process.
+const SAMPLE_EVERY: Duration = Duration::from_millis(20);
 
 struct Args {
     out: PathBuf,
@@ -103,6 +120,116 @@ fn measure(bin: &Path, rt: &tokio::runtime::Runtime) -> serde_json::Value {
     })
 }
 
+/// Peak RSS (KiB) of any process running `bin` while `f` runs: `VmHWM` sampled until the
+/// process exits (it only grows, so the last sample is the peak up to then).
+fn peak_rss_while<T>(bin: &Path, f: impl FnOnce() -> T) -> (T, u64) {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let stop = AtomicBool::new(false);
+    let peak = AtomicU64::new(0);
+    let target = std::fs::canonicalize(bin).unwrap_or_else(|_| bin.to_path_buf());
+    let out = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+                    let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<u32>().ok())
+                    else {
+                        continue;
+                    };
+                    if std::fs::read_link(e.path().join("exe")).ok().as_ref() == Some(&target) {
+                        peak.fetch_max(rss_kib(pid).1, Ordering::Relaxed);
+                    }
+                }
+                std::thread::sleep(SAMPLE_EVERY);
+            }
+        });
+        let out = f();
+        stop.store(true, Ordering::Relaxed);
+        out
+    });
+    (out, peak.load(Ordering::Relaxed))
+}
+
+/// `terraform plan` (which refreshes) `PLAN_RUNS` times: the median wall time in ms and the
+/// exit code of the last run.
+fn time_plans(w: &Work) -> (f64, i32) {
+    let mut times = Vec::new();
+    let mut code = 0;
+    for _ in 0..PLAN_RUNS {
+        let t0 = Instant::now();
+        let o = w.run(&["plan", "-detailed-exitcode", "-no-color", "-input=false"]);
+        times.push(ms(t0.elapsed()));
+        assert!(o.code == 0 || o.code == 2, "plan failed:\n{}", o.all());
+        code = o.code;
+    }
+    (median(times), code)
+}
+
+/// Terraform's own time for a refresh-plan of `n` resources of a no-op provider.
+fn noop_plan_ms(n: u64) -> f64 {
+    let w = Work::new(&Tf::v1_15());
+    let dir = w.path().join("store");
+    let _ = std::fs::create_dir_all(&dir);
+    w.config(&format!(
+        "terraform {{\n  required_providers {{\n    tftest = {{ source = \"infraflux/tftest\" }}\n  }}\n}}\n\nprovider \"tftest\" {{\n  dir = {}\n}}\n\nresource \"tftest_thing\" \"t\" {{\n  count = {n}\n  name  = \"t${{count.index}}\"\n}}\n",
+        json!(dir.display().to_string())
+    ));
+    w.init();
+    w.apply();
+    time_plans(&w).0
+}
+
+/// Refresh-plan of `n` VMs against the lab with added latency.
+fn refresh(n: u64, bin_dir: &Path) -> serde_json::Value {
+    let lab = Lab::up();
+    let w = Work::new(&Tf::v1_15());
+    w.config(&format!(
+        "{}resource \"infraflux_proxmox_vm\" \"vm\" {{\n  count   = {n}\n  node    = \"pve1\"\n  started = false\n  clone {{\n    source_vm_id = 9000\n    full         = false\n  }}\n}}\n",
+        lab.provider(None)
+    ));
+    w.init();
+    let t0 = Instant::now();
+    w.apply();
+    let setup_s = t0.elapsed().as_secs_f64();
+    lab.control("POST", "/faults", Some(&json!({"latency_ms": LATENCY_MS})));
+    lab.control("POST", "/requests/reset", None);
+    let ((wall_ms, code), peak_rss_kib) =
+        peak_rss_while(&bin_dir.join("terraform-provider-infraflux"), || {
+            time_plans(&w)
+        });
+    let req = lab.control("GET", "/requests", None);
+    let runs = PLAN_RUNS as f64;
+    let count = |route: &str| req["by_route"][route].as_f64().unwrap_or(0.0) / runs;
+    let total = req["total"].as_f64().unwrap_or(0.0) / runs;
+    let noop_ms = noop_plan_ms(n);
+    let min_round_trips = n + 1;
+    let network_floor_ms = min_round_trips.div_ceil(TF_PARALLELISM) as f64 * LATENCY_MS as f64;
+    let floor_ms = noop_ms + network_floor_ms;
+    json!({
+        "vms": n,
+        "latency_ms": LATENCY_MS,
+        "setup_apply_s": setup_s,
+        "plan_exit_code": code,
+        "wall_ms_median": wall_ms,
+        "requests_per_plan": total,
+        "config_gets_per_plan": count("GET /nodes/{node}/qemu/{vmid}/config"),
+        "vm_lists_per_plan": count("GET /cluster/resources"),
+        "api_calls_per_vm_read": total / n as f64,
+        "provider_peak_rss_kib": peak_rss_kib,
+        "floor": {
+            "min_round_trips": min_round_trips,
+            "network_ms": network_floor_ms,
+            "terraform_noop_provider_ms": noop_ms,
+            "total_ms": floor_ms,
+        },
+        "wall_over_floor": wall_ms / floor_ms,
+        "goals": {
+            "api_calls_per_vm_read_max": 1.0 + 1.0 / n as f64,
+            "wall_over_floor_max": 1.2,
+            "provider_peak_rss_kib_max": 30 * 1024,
+        },
+    })
+}
+
 fn main() {
     let a = args();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -120,6 +247,14 @@ fn main() {
     }
     let o = measure(&ours, &rt);
     let g = measure(&go, &rt);
+    let refreshes: Vec<serde_json::Value> = REFRESH_SIZES
+        .iter()
+        .map(|n| {
+            let r = refresh(*n, &a.bin_dir);
+            eprintln!("refresh of {n} VMs: {r}");
+            r
+        })
+        .collect();
     let ratio = |k: &str| {
         o[k].as_f64().unwrap_or(0.0) / g[k].as_f64().unwrap_or(1.0).max(f64::MIN_POSITIVE)
     };
@@ -136,6 +271,7 @@ fn main() {
             "binary_size": ratio("binary_bytes"),
         },
         "goals": { "handshake_ratio_max": 0.2, "idle_rss_ratio_max": 0.5 },
+        "refresh_plan": refreshes,
     });
     let text = serde_json::to_string_pretty(&summary).expect("json");
     if let Some(dir) = a.out.parent() {

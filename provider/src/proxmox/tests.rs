@@ -443,6 +443,122 @@ async fn migrate_and_storage_content() {
     );
 }
 
+/// A running VM on local-lvm: live migration needs `with-local-disks` (PVE's message in the
+/// task log otherwise, and no lock left); with it the disk follows; pools move it.
+#[tokio::test]
+async fn live_migration_of_local_disks_and_pools() {
+    let lab = lab().await;
+    let c = client(&lab);
+    let spec = CloneSpec {
+        pool: Some("infraflux".into()),
+        full: Some(true),
+        ..template()
+    };
+    let vmid = c
+        .clone_and_wait(&spec, T)
+        .await
+        .expect("full clone on local-lvm");
+    c.run_task("start", T, || c.start_vm("pve1", vmid))
+        .await
+        .expect("start");
+    let e = c
+        .run_task("migrate", T, || {
+            c.migrate_vm("pve1", vmid, "pve2", true, false)
+        })
+        .await
+        .expect_err("local disks need with-local-disks");
+    let text = e.to_string();
+    assert!(text.contains("migration aborted"), "{text}");
+    assert!(
+        text.contains("can't live migrate attached local disks without with-local-disks option"),
+        "the task log says why: {text}"
+    );
+    let st = c.vm_status("pve1", vmid).await.expect("still on pve1");
+    assert_eq!(st.lock, None, "phase 1 cleanup removed the lock");
+    let storages = c.node_storages("pve1").await.expect("storages");
+    assert!(
+        storages.iter().any(|s| s.storage == "local-lvm"
+            && !s.shared
+            && s.content_types().contains(&"images".to_owned())),
+        "{storages:?}"
+    );
+    c.run_task("migrate", T, || {
+        c.migrate_vm("pve1", vmid, "pve2", true, true)
+    })
+    .await
+    .expect("live migration with local disks");
+    let moved = c.find_vm(vmid).await.expect("resources").expect("listed");
+    assert_eq!(moved.node, "pve2");
+    assert_eq!(moved.status, "running");
+    assert_eq!(moved.pool.as_deref(), Some("infraflux"));
+    let disk = c.vm_config("pve2", vmid).await.expect("config on pve2");
+    let vol = disk.get_str("scsi0").unwrap_or_default();
+    let vol = vol.split(',').next().unwrap_or_default().to_owned();
+    let on_pve2 = c
+        .storage_content("pve2", "local-lvm", Some("images"))
+        .await
+        .expect("content");
+    assert!(on_pve2.iter().any(|i| i.volid == vol), "{vol} {on_pve2:?}");
+    // Another pool: moved with allow-move; a missing pool is PVE's error.
+    c.set_vm_pool("lab", vmid).await.expect("move to pool lab");
+    c.invalidate_vm_resources().await;
+    let r = c.find_vm(vmid).await.expect("resources").expect("listed");
+    assert_eq!(r.pool.as_deref(), Some("lab"));
+    let e = c.set_vm_pool("nope", vmid).await.expect_err("no such pool");
+    assert!(e.to_string().contains("pool 'nope' does not exist"), "{e}");
+}
+
+/// `targetstorage` maps local disks to another storage; PVE refuses unknown storages and
+/// storages without the `images` content type before starting a task.
+#[tokio::test]
+async fn migration_target_storage_rules() {
+    let lab = lab().await;
+    let c = client(&lab);
+    let spec = CloneSpec {
+        full: Some(true),
+        ..template()
+    };
+    let vmid = c
+        .clone_and_wait(&spec, T)
+        .await
+        .expect("full clone on local-lvm");
+    let path = format!("/nodes/pve1/qemu/{vmid}/migrate");
+    let migrate = |ts: &'static str| {
+        let path = path.clone();
+        let c = c.clone();
+        async move {
+            c.post::<String>(
+                &path,
+                Params::new().set("target", "pve2").set("targetstorage", ts),
+            )
+            .await
+        }
+    };
+    let e = migrate("nope").await.expect_err("unknown storage");
+    assert!(
+        e.to_string().contains("storage 'nope' does not exist"),
+        "{e}"
+    );
+    let e = migrate("local").await.expect_err("no images on local");
+    assert!(
+        e.to_string()
+            .contains("storage 'local' does not support vm images"),
+        "{e}"
+    );
+    let upid: Upid = migrate("local-lvm:ceph")
+        .await
+        .expect("mapped to ceph")
+        .parse()
+        .expect("a UPID");
+    c.wait_task(&upid, T).await.expect("offline migration");
+    let cfg = c.vm_config("pve2", vmid).await.expect("on pve2");
+    let scsi0 = cfg.get_str("scsi0").unwrap_or_default();
+    assert!(
+        scsi0.starts_with("ceph:vm-"),
+        "the disk moved to ceph: {scsi0}"
+    );
+}
+
 #[tokio::test]
 async fn nextid_race_between_two_processes() {
     let lab = lab().await;

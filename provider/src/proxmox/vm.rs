@@ -330,7 +330,9 @@ impl Client {
         with_local_disks: bool,
     ) -> Result<Upid, Error> {
         let mut p = Params::new().set("target", target);
-        // Only send what differs from PVE's defaults: `online` on a stopped VM is refused.
+        // Only what differs from PVE's defaults. `online` is ignored for a stopped VM (PVE
+        // warns and migrates offline, copying local disks itself); a running VM with disks on
+        // local storage needs `with-local-disks`.
         if online {
             p = p.flag("online", true);
         }

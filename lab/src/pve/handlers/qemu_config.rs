@@ -336,11 +336,9 @@ pub fn get(pve: &Arc<Pve>, call: &Call) -> Result {
 pub fn pending(pve: &Arc<Pve>, call: &Call) -> Result {
     let st = pve.state();
     let vm = vm_on(&st, call.node(), call.vmid())?;
-    let props = pve
-        .schema
-        .lookup("POST", "/nodes/x/qemu")
-        .map(|f| f.def.properties.clone())
-        .unwrap_or_default();
+    let found = pve.schema.lookup("POST", "/nodes/x/qemu");
+    let empty = serde_json::Map::new();
+    let props = found.as_ref().map_or(&empty, |f| &f.def.properties);
     let keys: BTreeSet<&String> = vm
         .config
         .keys()
@@ -351,10 +349,10 @@ pub fn pending(pve: &Arc<Pve>, call: &Call) -> Result {
     for k in keys {
         let mut e = json!({"key": k});
         if let Some(v) = vm.config.get(k) {
-            e["value"] = typed_value(&props, k, v);
+            e["value"] = typed_value(props, k, v);
         }
         if let Some(v) = vm.pending.get(k) {
-            e["pending"] = typed_value(&props, k, v);
+            e["pending"] = typed_value(props, k, v);
         }
         if vm.pending_delete.contains(k) {
             e["delete"] = json!(1);

@@ -997,7 +997,8 @@ fn check_disks(config: &Value, prior: &Value, creating: bool, diags: &mut Diagno
     }
 }
 
-/// EFI vars and TPM state cannot be converted in place; a CD-ROM needs a free drive slot.
+/// EFI vars and TPM state cannot be converted in place; a CD-ROM needs a free drive slot; an
+/// MTU needs a virtio NIC.
 fn check_firmware_and_cdrom(
     config: &Value,
     prior: &Value,
@@ -1026,6 +1027,20 @@ fn check_firmware_and_cdrom(
                         format!("{block}.{a}: the VM has {h}; Proxmox VE cannot convert it in place. Set it back, or remove the {block} block (its contents are lost), apply, and add it again."),
                     )
                     .at(AttributePath::attr(block).push_attr(*a)),
+                );
+            }
+        }
+    }
+    if let Some(nets) = config.attr("network").as_map() {
+        for (slot, n) in nets {
+            let model = n.attr("model").as_str().unwrap_or("virtio");
+            if !n.attr("mtu").is_null() && !n.attr("mtu").is_unknown() && model != "virtio" {
+                diags.push(
+                    Diagnostic::error(
+                        "MTU needs a virtio NIC",
+                        format!("network[\"{slot}\"].mtu: Proxmox VE sets the MTU of virtio NICs only, and this one is {model:?}. Remove mtu or use model = \"virtio\"."),
+                    )
+                    .at(AttributePath::attr("network").push_key(slot.as_str()).push_attr("mtu")),
                 );
             }
         }
@@ -1534,8 +1549,11 @@ impl Resource for ProxmoxVm {
             reboot_allowed && prior.attr("reboot_after_update").as_bool() == Some(false);
         let slot = TaskSlot::default();
         let steps = async {
-            resume_task(&client, &slot, &req.private, deadline).await?;
-            client.invalidate_vm_resources().await;
+            if pending_task(&req.private).is_some() {
+                resume_task(&client, &slot, &req.private, deadline).await?;
+                // The task may have moved the VM: do not trust the shared list.
+                client.invalidate_vm_resources().await;
+            }
             let read = match self.locate(&client, vmid).await {
                 Ok(Some(r)) => r,
                 Ok(None) => {
@@ -1613,8 +1631,11 @@ impl Resource for ProxmoxVm {
         let slot = TaskSlot::default();
         let steps = async {
             // A clone or migration an earlier apply left running holds the VM's lock.
-            resume_task(&client, &slot, &req.private, deadline).await?;
-            client.invalidate_vm_resources().await;
+            if pending_task(&req.private).is_some() {
+                resume_task(&client, &slot, &req.private, deadline).await?;
+                // The task may have moved the VM: do not trust the shared list.
+                client.invalidate_vm_resources().await;
+            }
             let read = match self.locate(&client, vmid).await {
                 Ok(Some(r)) => r,
                 Ok(None) => return Ok(()),
@@ -1829,6 +1850,78 @@ mod tests {
         let e = errors(&d);
         assert!(e.contains("ipv4_address: \"10.0.0.11\" is neither"), "{e}");
         assert!(e.contains("a static address"), "{e}");
+    }
+
+    #[test]
+    fn firmware_cdrom_and_mtu_rules() {
+        let efi = |t: &str| {
+            Value::object([(
+                "efi_disk",
+                Value::object([
+                    ("storage", Value::from("local-lvm")),
+                    ("type", Value::from(t)),
+                    ("pre_enrolled_keys", Value::from(false)),
+                ]),
+            )])
+        };
+        let mut d = Diagnostics::new();
+        check_firmware_and_cdrom(&efi("4m"), &efi("4m"), false, &mut d);
+        check_firmware_and_cdrom(&efi("2m"), &Value::Null, true, &mut d);
+        assert!(!d.has_errors(), "{}", errors(&d));
+        check_firmware_and_cdrom(&efi("2m"), &efi("4m"), false, &mut d);
+        assert!(errors(&d).contains("efi_disk.type"), "{}", errors(&d));
+        let cd = |iface: &str| {
+            Value::object([
+                (
+                    "cdrom",
+                    Value::object([
+                        ("file_id", Value::from("none")),
+                        ("interface", Value::from(iface)),
+                    ]),
+                ),
+                ("disk", disks(&[("scsi0", Some(8), None)])),
+                (
+                    "initialization",
+                    Value::object([("datastore", Value::Null)]),
+                ),
+            ])
+        };
+        for (iface, want) in [
+            ("ide3", None),
+            ("sata5", None),
+            ("ide2", Some("cloud-init")),
+            ("scsi0", Some("also a `disk` slot")),
+            ("ide4", Some("not a drive slot")),
+            ("nvme0", Some("not a drive slot")),
+        ] {
+            let mut d = Diagnostics::new();
+            check_firmware_and_cdrom(&cd(iface), &Value::Null, true, &mut d);
+            match want {
+                None => assert!(!d.has_errors(), "{iface}: {}", errors(&d)),
+                Some(w) => assert!(errors(&d).contains(w), "{iface}: {}", errors(&d)),
+            }
+        }
+        let nic = |model: &str| {
+            Value::object([(
+                "network",
+                Value::Map(
+                    [(
+                        "net0".to_owned(),
+                        Value::object([("model", Value::from(model)), ("mtu", Value::int(9000))]),
+                    )]
+                    .into(),
+                ),
+            )])
+        };
+        let mut d = Diagnostics::new();
+        check_firmware_and_cdrom(&nic("virtio"), &Value::Null, true, &mut d);
+        assert!(!d.has_errors(), "{}", errors(&d));
+        check_firmware_and_cdrom(&nic("e1000"), &Value::Null, true, &mut d);
+        assert!(
+            errors(&d).contains("network[\"net0\"].mtu"),
+            "{}",
+            errors(&d)
+        );
     }
 
     #[test]
