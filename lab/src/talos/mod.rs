@@ -254,6 +254,7 @@ impl Talos {
                     "machine_type": cfg.as_ref().map(|c| c.machine_type.clone()),
                     "config_hash": cfg.as_ref().map(|c| c.hash.clone()),
                     "bootstrapped": st.disk.bootstrapped,
+                    "boots": st.boots,
                     "hostname": cfg.as_ref().map(|c| cluster::hostname(n.ip, c)),
                 });
                 drop(st);

@@ -9,7 +9,8 @@
 //!   as a change of `nodes`.
 //! - Create: secrets (or adopted ones) → apply in parallel → wait running → bootstrap once →
 //!   kubeconfig → health. Secrets reach state even when a later step fails; a create that
-//!   failed marks itself incomplete, so replacing it resets the machines it configured.
+//!   failed leaves `kubeconfig` null, which marks it incomplete: destroying or replacing it
+//!   resets the machines it configured.
 //! - Update: remove machines that left (Node deleted, graceful reset), add new ones in
 //!   parallel, change the others one at a time (apply mode, upgrades), then health.
 //! - Delete: reset only when `on_destroy.reset` says so; never a health check.
@@ -44,9 +45,8 @@ use spec::{Cluster, Machine, Parsed, default_installer};
 const CREATE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 const UPDATE_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 const DELETE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
-/// Private-state flags.
+/// Private-state flag: etcd was bootstrapped (never bootstrap twice).
 const BOOTSTRAPPED: &str = "bootstrapped";
-const INCOMPLETE: &str = "incomplete";
 
 #[derive(Default)]
 pub struct TalosCluster;
@@ -491,9 +491,7 @@ impl Resource for TalosCluster {
         state.set_attr("kubernetes_ca_fingerprint", ca_fingerprint(&secrets));
         state.set_attr("talosconfig", talosconfig_value(&cluster, &creds));
         state.set_attr("kubeconfig", Value::Null);
-        // Until the cluster is whole, a replacement must reset what this create configured.
         let mut private = Private::new();
-        private.insert(INCOMPLETE.into(), true.into());
         let run = Run {
             ctx,
             deadline,
@@ -512,8 +510,9 @@ impl Resource for TalosCluster {
         if diags.has_errors() {
             let nodes = Self::observed_nodes(&run, &cluster.machines, &Value::Null).await;
             state.set_attr("nodes", nodes);
-        } else {
-            private.remove(INCOMPLETE);
+            // Incomplete: a replacement (Terraform gives Delete no private state then) must
+            // reset what this create configured, or those machines keep secrets nobody has.
+            state.set_attr("kubeconfig", Value::Null);
         }
         StateResponse {
             state,
@@ -696,7 +695,8 @@ impl Resource for TalosCluster {
 
     async fn delete(&self, ctx: &Ctx, req: DeleteRequest) -> Diagnostics {
         let od = req.prior.attr("on_destroy");
-        let incomplete = req.private.get(INCOMPLETE).and_then(|v| v.as_bool()) == Some(true);
+        // A create that failed never got its kubeconfig (see `create`).
+        let incomplete = req.prior.attr("kubeconfig").is_null();
         let reset = od.attr("reset").as_bool() == Some(true);
         if !reset && !incomplete {
             return Diagnostics::new();
