@@ -146,6 +146,12 @@ both_terraforms!(stack_create_scale_patch_drift_destroy, |tf: &Tf| {
     assert_eq!(lab.talos_node(&ip(22))["stage"], "running");
     w.assert_plan_empty();
 
+    // Nothing of all this regenerated a secret.
+    assert_eq!(
+        w.resource("module.cluster.infraflux_talos_cluster.this")["machine_secrets"],
+        r["machine_secrets"]
+    );
+
     // Destroy resets every machine, then the VMs go.
     w.destroy();
     lab.assert_only_templates_left();
@@ -523,3 +529,46 @@ both_terraforms!(patch_without_reboot_then_rolling_upgrade, |tf: &Tf| {
     w.assert_plan_empty();
     w.destroy();
 });
+
+both_terraforms!(
+    removing_a_reinstalled_control_plane_removes_its_etcd_member,
+    |tf: &Tf| {
+        let lab = Lab::up();
+        let ip = net(tf, 5);
+        let w = Work::new(tf);
+        w.copy_stack();
+        let cps = [("cp-1", ip(11)), ("cp-2", ip(12)), ("cp-3", ip(13))];
+        w.write("terraform.tfvars.json", &lab.stack_vars(&cps, &[]));
+        w.init();
+        w.apply();
+        let members = |lab: &Lab| -> Vec<String> {
+            let mut v: Vec<String> = lab
+                .talos_nodes()
+                .iter()
+                .filter_map(|t| t["etcd_member_id"].as_str().map(str::to_owned))
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(members(&lab).len(), 3);
+        let gone = nodes(&w)["cp-3"]["etcd_member_id"].clone();
+
+        // cp-3 is reinstalled (blank, in maintenance mode): it cannot leave etcd itself.
+        let vmid = lab.talos_node(&ip(13))["vmid"].as_i64().expect("vmid");
+        lab.control("POST", &format!("/talos/nodes/{vmid}/maintenance"), None);
+        let etcd = lab.control("GET", "/talos/etcd", None);
+        assert!(
+            etcd.to_string().contains(gone.as_str().unwrap_or("-")),
+            "its member is stale in etcd: {etcd}"
+        );
+        w.write("terraform.tfvars.json", &lab.stack_vars(&cps[..2], &[]));
+        w.apply();
+        let etcd = lab.control("GET", "/talos/etcd", None);
+        assert!(
+            !etcd.to_string().contains(gone.as_str().unwrap_or("-")),
+            "the remaining control planes removed its member: {etcd}"
+        );
+        assert_eq!(nodes(&w).len(), 2);
+        w.assert_plan_empty();
+    }
+);

@@ -347,7 +347,12 @@ impl Run<'_> {
     /// Takes a machine out of the cluster: its Kubernetes Node is deleted and it is reset
     /// (graceful for control planes: Talos leaves etcd first). An unreachable machine is
     /// reported, not waited for.
-    pub async fn remove(&self, m: &Machine, kubeconfig: Option<&str>) -> Result<(), Diagnostic> {
+    pub async fn remove(
+        &self,
+        m: &Machine,
+        kubeconfig: Option<&str>,
+        etcd: Option<(u64, &Machine)>,
+    ) -> Result<(), Diagnostic> {
         if let Some(k) = kubeconfig.and_then(|k| Kubeconfig::parse(k).ok())
             && let Ok(api) = K8sClient::new(&k, Duration::from_secs(10))
         {
@@ -355,16 +360,29 @@ impl Run<'_> {
                 .await
                 .map_err(|e| fail(Some(m), "delete the Kubernetes node", e))?;
         }
-        self.reset(m, ResetOptions::default()).await
+        let reset = self.reset(m, ResetOptions::default()).await?;
+        // A control plane that could not leave by itself (gone, or reinstalled) leaves a
+        // member behind that would cost etcd its quorum later: a remaining one removes it.
+        if reset == Reset::NotReached
+            && let Some((id, via)) = etcd
+        {
+            let c = self.authenticated(via)?;
+            c.etcd_remove_member(id)
+                .await
+                .map_err(|e| fail(Some(m), "remove its etcd member", e))?;
+        }
+        Ok(())
     }
 
-    /// Resets a machine back to maintenance mode and waits for it there. A machine already in
-    /// maintenance mode (or gone) is done.
-    pub async fn reset(&self, m: &Machine, opts: ResetOptions) -> Result<(), Diagnostic> {
+    /// Resets a machine back to maintenance mode and waits for it there. A machine gone, or
+    /// not running with this cluster's secrets (already in maintenance mode), is not reached.
+    pub async fn reset(&self, m: &Machine, opts: ResetOptions) -> Result<Reset, Diagnostic> {
         let auth = self.authenticated(m)?;
         match auth.reset(opts).await {
             Ok(()) => {}
-            Err(TalosError::Tls { .. } | TalosError::Unreachable { .. }) => return Ok(()),
+            Err(TalosError::Tls { .. } | TalosError::Unreachable { .. }) => {
+                return Ok(Reset::NotReached);
+            }
             Err(e) => return Err(fail(Some(m), "reset", e)),
         }
         let maint = self.maintenance(m)?;
@@ -376,7 +394,7 @@ impl Run<'_> {
                 self.ctx.cancel.cancelled(),
             )
             .await
-            .map(|_| ())
+            .map(|_| Reset::Done)
             .map_err(|e| fail(Some(m), "wait for maintenance mode after reset", e))
     }
 
@@ -404,6 +422,15 @@ impl Run<'_> {
         })
         .await
     }
+}
+
+/// What a reset achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reset {
+    /// The machine reset and is back in maintenance mode.
+    Done,
+    /// Unreachable, or not running with this cluster's secrets: nothing to reset.
+    NotReached,
 }
 
 /// A step's outcome: try again later, or give up now.

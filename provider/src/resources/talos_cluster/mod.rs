@@ -605,7 +605,15 @@ impl Resource for TalosCluster {
             .into_iter()
             .filter(|m| cluster.machine(&m.hostname).is_none())
         {
-            if let Err(d) = run.remove(&m, kubeconfig.as_deref()).await {
+            let member = req
+                .prior
+                .attr("nodes")
+                .as_map()
+                .and_then(|n| n.get(&m.hostname))
+                .and_then(|e| e.attr("etcd_member_id").as_str())
+                .and_then(|id| u64::from_str_radix(id, 16).ok());
+            let etcd = member.zip(cluster.control_planes().next());
+            if let Err(d) = run.remove(&m, kubeconfig.as_deref(), etcd).await {
                 diags.push(d);
             }
         }
@@ -725,7 +733,11 @@ impl Resource for TalosCluster {
         };
         let (workers, cps): (Vec<&Machine>, Vec<&Machine>) =
             machines.iter().partition(|m| m.role == Role::Worker);
-        let mut diags = each(workers.into_iter(), |m| run.reset(m, opts)).await;
+        let run = &run;
+        let mut diags = each(workers.into_iter(), |m| async move {
+            run.reset(m, opts).await.map(|_| ())
+        })
+        .await;
         // Control planes one by one: each graceful leave needs the others' quorum.
         for m in cps {
             if let Err(d) = run.reset(m, opts).await {

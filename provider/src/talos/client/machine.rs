@@ -279,6 +279,42 @@ impl TalosClient {
         Ok(out)
     }
 
+    /// `EtcdLeaveCluster` on this node: it leaves etcd (before it is reset or removed).
+    pub async fn etcd_leave_cluster(&self) -> Result<(), TalosError> {
+        const PHASE: &str = "etcd leave cluster";
+        let r = self
+            .machine()
+            .etcd_leave_cluster(self.request(m::EtcdLeaveClusterRequest {}, PHASE)?)
+            .await
+            .map_err(|s| self.status_error(PHASE, s))?
+            .into_inner();
+        if let Some(msg) = r.messages.first() {
+            self.check_md(PHASE, msg.metadata.as_ref())?;
+        }
+        Ok(())
+    }
+
+    /// `EtcdRemoveMemberByID` (asked of a remaining control plane): removes a member whose
+    /// machine cannot leave by itself. `false` when no such member exists (already gone).
+    pub async fn etcd_remove_member(&self, member_id: u64) -> Result<bool, TalosError> {
+        const PHASE: &str = "etcd remove member";
+        let req = m::EtcdRemoveMemberByIdRequest { member_id };
+        match self
+            .machine()
+            .etcd_remove_member_by_id(self.request(req, PHASE)?)
+            .await
+        {
+            Ok(r) => {
+                if let Some(msg) = r.into_inner().messages.first() {
+                    self.check_md(PHASE, msg.metadata.as_ref())?;
+                }
+                Ok(true)
+            }
+            Err(s) if s.code() == Code::NotFound => Ok(false),
+            Err(s) => Err(self.status_error(PHASE, s)),
+        }
+    }
+
     /// `Reboot`.
     pub async fn reboot(&self, mode: RebootMode) -> Result<(), TalosError> {
         const PHASE: &str = "reboot";
