@@ -204,7 +204,14 @@ impl K8s {
             let cp_up = nodes
                 .iter()
                 .any(|n| n.running() && n.config.is_control_plane());
-            if cp_up && self.talos.cluster_bootstrapped(&key) {
+            let delay = std::time::Duration::from_millis(self.talos.opts.apiserver_delay_ms);
+            let started = self.running().contains_key(&key);
+            let old_enough = started
+                || self
+                    .talos
+                    .bootstrapped_for(&key)
+                    .is_some_and(|d| d >= delay);
+            if cp_up && old_enough && self.talos.cluster_bootstrapped(&key) {
                 want.push((key, nodes));
             }
         }

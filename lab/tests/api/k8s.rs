@@ -774,7 +774,10 @@ async fn api_server_lifecycle_nodes_and_auth() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn core_objects_crud_and_cni_none() {
-    let t = T::with(fast()).await;
+    // The API server comes up a while after Bootstrap.
+    let mut opts = fast();
+    opts.talos.apiserver_delay_ms = 400;
+    let t = T::with(opts).await;
     let base = "https://127.77.23.10:6443";
     let c = Cluster::with_endpoint(base);
     let cfg = c
@@ -795,6 +798,11 @@ async fn core_objects_crud_and_cni_none() {
         .await
         .expect("Bootstrap");
     let kube = kube_client(&kubeconfig(&mut cp).await);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        kube.get(format!("{base}/readyz")).send().await.is_err(),
+        "not up yet"
+    );
     let servers = wait_k8s(&t, |s| s.as_array().is_some_and(|a| a.len() == 1)).await;
     let key = servers[0]["cluster_key"].as_str().expect("key").to_string();
     wait_nodes(&kube, base, &["talos-127-77-23-1"]).await;
