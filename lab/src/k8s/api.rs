@@ -15,6 +15,7 @@ use hyper::{Method, Response, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::ApiServer;
+use super::ssa;
 use super::store::{self, Kind, StoreError};
 use super::tls::Identity;
 use crate::http::Req;
@@ -784,6 +785,7 @@ fn serve_resource(
             if q(qs, "dryRun").is_some() {
                 return json_resp(StatusCode::CREATED, &obj);
             }
+            ssa::track_update(None, &mut obj, &updater(qs, headers), &now());
             match store.create(k, ns, obj) {
                 Ok(v) => json_resp(StatusCode::CREATED, &render(v)),
                 Err(e) => store_err(e),
@@ -803,6 +805,10 @@ fn serve_resource(
                 return bad_request(&format!(
                     "the name of the object ({bname}) does not match the name on the URL ({name})"
                 ));
+            }
+            let mut obj = obj;
+            if let Ok(old) = store.get(k, ns, name) {
+                ssa::track_update(Some(&old), &mut obj, &updater(qs, headers), &now());
             }
             match store.update(k, ns, name, obj) {
                 Ok(v) => json_resp(StatusCode::OK, &render(v)),
@@ -937,11 +943,11 @@ fn patch(
                 Ok(p) => p,
                 Err(r) => return *r,
             };
-            match current {
-                Ok(mut cur) => {
-                    merge_patch(&mut cur, &p);
-                    cur
-                }
+            let manager = q(qs, "fieldManager").unwrap_or_default();
+            let force = q(qs, "force")
+                .is_some_and(|f| matches!(f, "1" | "t" | "T" | "true" | "TRUE" | "True"));
+            let live = match current {
+                Ok(cur) => Some(cur),
                 Err(StoreError::NotFound { .. }) => {
                     if k.namespaced
                         && store
@@ -950,14 +956,50 @@ fn patch(
                     {
                         return not_found("namespaces", ns);
                     }
-                    let mut obj = p;
-                    obj["metadata"]["name"] = json!(name);
+                    None
+                }
+                Err(e) => return store_err(e),
+            };
+            let mut applied = p;
+            applied["metadata"]["name"] = json!(name);
+            match ssa::apply(live.as_ref(), &applied, manager, force, &now()) {
+                Err(conflicts) => {
+                    let causes: Vec<Value> = conflicts
+                        .iter()
+                        .map(|(who, path)| {
+                            json!({"reason": "FieldManagerConflict", "message": format!("conflict with {who}"), "field": path})
+                        })
+                        .collect();
+                    return status(
+                        409,
+                        "Conflict",
+                        &ssa::conflict_message(&conflicts),
+                        Some(json!({"causes": causes})),
+                    );
+                }
+                Ok(obj) if live.is_none() => {
                     return match store.create(k, ns, obj) {
                         Ok(v) => json_resp(StatusCode::CREATED, &v),
                         Err(e) => store_err(e),
                     };
                 }
-                Err(e) => return store_err(e),
+                Ok(obj) => {
+                    // Apply has no resourceVersion precondition unless the applied object
+                    // names one.
+                    let mut obj = obj;
+                    match applied.pointer("/metadata/resourceVersion") {
+                        Some(rv) => obj["metadata"]["resourceVersion"] = rv.clone(),
+                        None => {
+                            if let Some(m) = obj["metadata"].as_object_mut() {
+                                m.remove("resourceVersion");
+                            }
+                        }
+                    }
+                    return match store.update(k, ns, name, obj) {
+                        Ok(v) => json_resp(StatusCode::OK, &v),
+                        Err(e) => store_err(e),
+                    };
+                }
             }
         }
         _ => {
@@ -970,6 +1012,9 @@ fn patch(
         }
     };
     let mut result = result;
+    if let Ok(old) = store.get(k, ns, name) {
+        ssa::track_update(Some(&old), &mut result, &updater(qs, headers), &now());
+    }
     // A patch carries no precondition unless it names a resourceVersion itself.
     if body_rv(body).is_none()
         && let Some(m) = result["metadata"].as_object_mut()
@@ -987,6 +1032,25 @@ fn patch(
         ),
         Err(e) => store_err(e),
     }
+}
+
+/// Who a non-apply write is recorded for: `fieldManager`, else the User-Agent's first part
+/// (as the real server derives it), else "unknown".
+fn updater(qs: &[(String, String)], headers: &hyper::HeaderMap) -> String {
+    if let Some(m) = q(qs, "fieldManager").filter(|m| !m.is_empty()) {
+        return m.to_string();
+    }
+    headers
+        .get(hyper::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ua| ua.split('/').next())
+        .filter(|p| !p.is_empty())
+        .unwrap_or("unknown")
+        .to_string()
+}
+
+fn now() -> String {
+    store::rfc3339(std::time::SystemTime::now())
 }
 
 fn body_rv(body: &[u8]) -> Option<String> {

@@ -10,6 +10,7 @@
 pub mod api;
 pub mod nodes;
 pub mod proto;
+pub mod ssa;
 pub mod store;
 pub mod tls;
 

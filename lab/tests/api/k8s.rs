@@ -970,6 +970,89 @@ async fn core_objects_crud_and_cni_none() {
     assert_eq!(s, 422);
     let (s, applied) = send(&kube, reqwest::Method::PATCH, &format!("{cms}/applied?fieldManager=infraflux&force=true"), "application/apply-patch+yaml", &serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied"}, "data": {"x": "y"}})).await;
     assert_eq!((s, applied["data"]["x"].as_str()), (201, Some("y")));
+    let mf = &applied["metadata"]["managedFields"][0];
+    assert_eq!(
+        (
+            mf["manager"].as_str(),
+            mf["operation"].as_str(),
+            mf["fieldsType"].as_str()
+        ),
+        (Some("infraflux"), Some("Apply"), Some("FieldsV1"))
+    );
+    assert_eq!(mf["fieldsV1"], serde_json::json!({"f:data": {"f:x": {}}}));
+    // Another manager changing an owned field: 409 with Kubernetes' message, unless forced.
+    let ssa = "application/apply-patch+yaml";
+    let other = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied"}, "data": {"x": "z"}});
+    let (s, c409) = send(
+        &kube,
+        reqwest::Method::PATCH,
+        &format!("{cms}/applied?fieldManager=other"),
+        ssa,
+        &other,
+    )
+    .await;
+    assert_eq!(s, 409, "{c409}");
+    assert_eq!(c409["reason"], "Conflict");
+    assert_eq!(
+        c409["message"],
+        "Apply failed with 1 conflict: conflict with \"infraflux\": .data.x"
+    );
+    assert_eq!(
+        c409["details"]["causes"][0],
+        serde_json::json!({"reason": "FieldManagerConflict", "message": "conflict with \"infraflux\"", "field": ".data.x"})
+    );
+    let (s, forced) = send(
+        &kube,
+        reqwest::Method::PATCH,
+        &format!("{cms}/applied?fieldManager=other&force=true"),
+        ssa,
+        &other,
+    )
+    .await;
+    assert_eq!((s, forced["data"]["x"].as_str()), (200, Some("z")));
+    // infraflux no longer owns x: applying without it keeps other's value.
+    let mine = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied"}, "data": {"w": "1"}});
+    let (s, now) = send(
+        &kube,
+        reqwest::Method::PATCH,
+        &format!("{cms}/applied?fieldManager=infraflux"),
+        ssa,
+        &mine,
+    )
+    .await;
+    assert_eq!(
+        (s, now["data"].clone()),
+        (200, serde_json::json!({"w": "1", "x": "z"}))
+    );
+    // A plain patch makes its manager the owner of what it changed.
+    send(
+        &kube,
+        reqwest::Method::PATCH,
+        &format!("{cms}/applied?fieldManager=editor"),
+        "application/merge-patch+json",
+        &serde_json::json!({"data": {"w": "2"}}),
+    )
+    .await;
+    let (s, c409) = send(
+        &kube,
+        reqwest::Method::PATCH,
+        &format!("{cms}/applied?fieldManager=infraflux"),
+        ssa,
+        &mine,
+    )
+    .await;
+    assert_eq!(
+        (s, c409["message"].as_str()),
+        (
+            409,
+            Some("Apply failed with 1 conflict: conflict with \"editor\" using v1: .data.w")
+        )
+    );
+    // Dropping a field from one's apply removes it when nobody else owns it.
+    let (s, _) = send(&kube, reqwest::Method::PATCH, &format!("{cms}/applied?fieldManager=other"), ssa, &serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied"}})).await;
+    assert_eq!(s, 200);
+    let (_, cm) = get_json(&kube, &format!("{cms}/applied")).await;
+    assert_eq!(cm["data"], serde_json::json!({"w": "2"}));
     let (s, sel) = get_json(&kube, &format!("{cms}?labelSelector=app%3Dx")).await;
     assert_eq!(
         (
