@@ -1396,3 +1396,176 @@ async fn watches() {
     assert!(w.next().await.is_none());
     t.lab.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_groups_and_workload_status() {
+    let t = T::with(fast()).await;
+    let base = "https://127.77.29.10:6443";
+    let c = Cluster::with_endpoint(base);
+    let cfg = c
+        .node_config(
+            "controlplane",
+            &NodeOpts {
+                hostname: Some("g-cp"),
+                cluster_extra: "  allowSchedulingOnControlPlanes: true\n",
+                ..NodeOpts::default()
+            },
+        )
+        .replacen(
+            "    dnsDomain: cluster.local\n",
+            "    dnsDomain: cluster.local\n    cni:\n      name: none\n",
+            1,
+        );
+    let mut cp = install(&t, &c, 491, "127.77.29.1", &cfg).await;
+    cp.bootstrap(infraflux_lab::talos::proto::machine::BootstrapRequest::default())
+        .await
+        .expect("Bootstrap");
+    let kube = kube_client(&kubeconfig(&mut cp).await);
+    let servers = wait_k8s(&t, |s| s.as_array().is_some_and(|a| a.len() == 1)).await;
+    let key = servers[0]["cluster_key"].as_str().expect("key").to_string();
+    wait_nodes(&kube, base, &["g-cp"]).await;
+
+    // Discovery of the groups.
+    let (_, groups) = get_json(&kube, &format!("{base}/apis")).await;
+    let names: Vec<&str> = groups["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .filter_map(|g| g["name"].as_str())
+        .collect();
+    assert_eq!(names, ["apps", "rbac.authorization.k8s.io"]);
+    assert_eq!(
+        groups["groups"][0]["preferredVersion"],
+        serde_json::json!({"groupVersion": "apps/v1", "version": "v1"})
+    );
+    let (_, apps) = get_json(&kube, &format!("{base}/apis/apps/v1")).await;
+    assert_eq!(apps["groupVersion"], "apps/v1");
+    let res: Vec<&str> = apps["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert_eq!(res, ["daemonsets", "deployments"]);
+    let (s, g) = get_json(&kube, &format!("{base}/apis/apps")).await;
+    assert_eq!((s, g["kind"].as_str()), (200, Some("APIGroup")));
+    let (s, _) = get_json(&kube, &format!("{base}/apis/nope.example.com/v1")).await;
+    assert_eq!(s, 404);
+
+    // A Deployment waits for the pod network; a host-network agent DaemonSet does not.
+    let json_ct = "application/json";
+    let deps = format!("{base}/apis/apps/v1/namespaces/default/deployments");
+    let dep = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}});
+    let (s, made) = send(&kube, reqwest::Method::POST, &deps, json_ct, &dep).await;
+    assert_eq!(s, 201, "{made}");
+    assert_eq!(
+        (
+            made["apiVersion"].as_str(),
+            made["metadata"]["generation"].as_u64()
+        ),
+        (Some("apps/v1"), Some(1))
+    );
+    let (_, d) = get_json(&kube, &format!("{deps}/web")).await;
+    assert_eq!(
+        d["status"]["conditions"][0],
+        serde_json::json!({
+        "type": "Available", "status": "False", "lastUpdateTime": d["metadata"]["creationTimestamp"], "lastTransitionTime": d["metadata"]["creationTimestamp"],
+        "reason": "MinimumReplicasUnavailable", "message": "Deployment does not have minimum availability."})
+    );
+    assert_eq!(d["status"]["unavailableReplicas"], 2);
+    let dss = format!("{base}/apis/apps/v1/namespaces/kube-system/daemonsets");
+    let agent = serde_json::json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
+        "spec": {"selector": {"matchLabels": {"app": "agent"}}, "template": {"metadata": {"labels": {"app": "agent"}}, "spec": {"hostNetwork": true, "tolerations": [{"operator": "Exists"}], "containers": [{"name": "a", "image": "agent"}]}}}});
+    let (s, _) = send(&kube, reqwest::Method::POST, &dss, json_ct, &agent).await;
+    assert_eq!(s, 201);
+    let (_, a) = get_json(&kube, &format!("{dss}/agent")).await;
+    assert_eq!(
+        (
+            a["status"]["desiredNumberScheduled"].as_u64(),
+            a["status"]["numberReady"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    let plain = serde_json::json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "plain"},
+        "spec": {"selector": {"matchLabels": {"app": "p"}}, "template": {"metadata": {"labels": {"app": "p"}}, "spec": {"containers": [{"name": "p", "image": "p"}]}}}});
+    send(&kube, reqwest::Method::POST, &dss, json_ct, &plain).await;
+    let (_, p) = get_json(&kube, &format!("{dss}/plain")).await;
+    assert_eq!(
+        p["status"]["desiredNumberScheduled"], 0,
+        "not-ready:NoSchedule is not tolerated"
+    );
+
+    // The CNI comes up: the Deployment becomes available, seen by a watch.
+    let (_, list) = get_json(&kube, &deps).await;
+    assert_eq!(
+        (list["kind"].as_str(), list["apiVersion"].as_str()),
+        (Some("DeploymentList"), Some("apps/v1"))
+    );
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .expect("rv")
+        .to_string();
+    let mut w = watch(&kube, &format!("{deps}?watch=1&resourceVersion={rv}")).await;
+    t.control_post(
+        "/k8s/cni",
+        &serde_json::json!({"cluster_key": key, "ready": true}),
+    )
+    .await;
+    let e = w.next().await.expect("event");
+    assert_eq!(ev(&e), ("MODIFIED".into(), "web".into()));
+    assert_eq!(e["object"]["status"]["readyReplicas"], 2);
+    assert_eq!(e["object"]["status"]["conditions"][0]["status"], "True");
+
+    // Spec changes bump the generation; the controller observes it.
+    let (s, p) = send(
+        &kube,
+        reqwest::Method::PATCH,
+        &format!("{deps}/web"),
+        "application/merge-patch+json",
+        &serde_json::json!({"spec": {"replicas": 3}}),
+    )
+    .await;
+    assert_eq!(s, 200, "{p}");
+    assert_eq!(
+        (
+            p["metadata"]["generation"].as_u64(),
+            p["status"]["observedGeneration"].as_u64()
+        ),
+        (Some(2), Some(2))
+    );
+
+    // Errors and RBAC texts name the group.
+    let (s, nf) = get_json(&kube, &format!("{deps}/nope")).await;
+    assert_eq!(s, 404);
+    assert_eq!(nf["message"], "deployments.apps \"nope\" not found");
+    assert_eq!(
+        nf["details"],
+        serde_json::json!({"name": "nope", "group": "apps", "kind": "deployments"})
+    );
+    let jane = client_with(&c.k8s_ca_pem, Some(k8s_user(&c, "jane", "dev")));
+    let (s, f) = get_json(&jane, &deps).await;
+    assert_eq!(
+        (s, f["message"].as_str()),
+        (
+            403,
+            Some(
+                "deployments.apps is forbidden: User \"jane\" cannot list resource \"deployments\" in API group \"apps\" in the namespace \"default\""
+            )
+        )
+    );
+    let crs = format!("{base}/apis/rbac.authorization.k8s.io/v1/clusterroles");
+    let (s, cr) = send(&kube, reqwest::Method::POST, &crs, json_ct, &serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "reader"}, "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]})).await;
+    assert_eq!(
+        (s, cr["apiVersion"].as_str()),
+        (201, Some("rbac.authorization.k8s.io/v1"))
+    );
+    let r = kube
+        .delete(format!("{crs}/reader"))
+        .send()
+        .await
+        .expect("delete");
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["details"]["group"], "rbac.authorization.k8s.io");
+    t.lab.shutdown().await;
+}
