@@ -15,6 +15,7 @@ use hyper::{Method, Response, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::ApiServer;
+use super::ssa;
 use super::store::{self, Kind, StoreError};
 use super::tls::Identity;
 use crate::http::Req;
@@ -80,12 +81,26 @@ fn unauthorized() -> Resp {
     status(401, "Unauthorized", "Unauthorized", None)
 }
 
+/// Status details of a (qualified) resource: `{"name", "group"?, "kind": plural}`.
+fn details(qualified: &str, name: &str) -> Value {
+    match qualified.split_once('.') {
+        Some((resource, group)) => json!({"name": name, "group": group, "kind": resource}),
+        None => json!({"name": name, "kind": qualified}),
+    }
+}
+
+fn deleted_details(k: &Kind, name: &str, obj: &Value) -> Value {
+    let mut d = details(&k.qualified(), name);
+    d["uid"] = obj["metadata"]["uid"].clone();
+    d
+}
+
 fn not_found(resource: &str, name: &str) -> Resp {
     status(
         404,
         "NotFound",
         &format!("{resource} \"{name}\" not found"),
-        Some(json!({"name": name, "kind": resource})),
+        Some(details(resource, name)),
     )
 }
 
@@ -96,7 +111,7 @@ fn store_err(e: StoreError) -> Resp {
             409,
             "AlreadyExists",
             &format!("{resource} \"{name}\" already exists"),
-            Some(json!({"name": name, "kind": resource})),
+            Some(details(&resource, &name)),
         ),
         StoreError::Conflict { resource, name } => status(
             409,
@@ -104,7 +119,7 @@ fn store_err(e: StoreError) -> Resp {
             &format!(
                 "Operation cannot be fulfilled on {resource} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
             ),
-            Some(json!({"name": name, "kind": resource})),
+            Some(details(&resource, &name)),
         ),
     }
 }
@@ -152,27 +167,30 @@ impl User {
 }
 
 /// The RBAC answer for a resource request by anyone but system:masters.
-fn forbidden(u: &User, verb: &str, resource: &str, name: Option<&str>, ns: Option<&str>) -> Resp {
+fn forbidden(u: &User, verb: &str, k: &Kind, name: Option<&str>, ns: Option<&str>) -> Resp {
+    let qualified = k.qualified();
     let subject = match name {
-        Some(n) => format!("{resource} \"{n}\""),
-        None => resource.to_string(),
+        Some(n) => format!("{qualified} \"{n}\""),
+        None => qualified.clone(),
     };
     let scope = match ns {
         Some(ns) => format!("in the namespace \"{ns}\""),
         None => "at the cluster scope".to_string(),
     };
-    let mut details = json!({"kind": resource});
-    if let Some(n) = name {
-        details["name"] = json!(n);
+    let mut d = details(&qualified, name.unwrap_or_default());
+    if name.is_none()
+        && let Some(o) = d.as_object_mut()
+    {
+        o.remove("name");
     }
     status(
         403,
         "Forbidden",
         &format!(
-            "{subject} is forbidden: User \"{}\" cannot {verb} resource \"{resource}\" in API group \"\" {scope}",
-            u.name
+            "{subject} is forbidden: User \"{}\" cannot {verb} resource \"{}\" in API group \"{}\" {scope}",
+            u.name, k.resource, k.group
         ),
-        Some(details),
+        Some(d),
     )
 }
 
@@ -238,9 +256,10 @@ fn health(path: &str, qs: &[(String, String)]) -> Resp {
     text(StatusCode::OK, &body)
 }
 
-fn api_resources() -> Value {
+fn api_resources(group: &str) -> Value {
     let resources: Vec<Value> = store::KINDS
         .iter()
+        .filter(|k| k.group == group)
         .map(|k| {
             let mut r = json!({
                 "name": k.resource,
@@ -255,7 +274,17 @@ fn api_resources() -> Value {
             r
         })
         .collect();
-    json!({"kind": "APIResourceList", "groupVersion": "v1", "resources": resources})
+    let gv = if group.is_empty() {
+        "v1".to_string()
+    } else {
+        format!("{group}/v1")
+    };
+    json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources})
+}
+
+fn api_group(group: &str) -> Value {
+    let gv = json!({"groupVersion": format!("{group}/v1"), "version": "v1"});
+    json!({"name": group, "versions": [gv], "preferredVersion": gv})
 }
 
 /// A name is valid for the resource (namespaces and services: DNS-1123 label; others:
@@ -309,9 +338,9 @@ struct Target<'a> {
     name: Option<&'a str>,
 }
 
-fn parse_target(rest: &str) -> Result<Target<'_>, ()> {
+fn parse_target<'a>(group: &str, rest: &'a str) -> Result<Target<'a>, ()> {
     let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
-    let k = |r: &str| store::kind(r).ok_or(());
+    let k = |r: &str| store::kind_in(group, r).ok_or(());
     match parts.as_slice() {
         [r] => Ok(Target {
             kind: k(r)?,
@@ -392,17 +421,23 @@ pub async fn handle(api: Arc<ApiServer>, identity: Identity, req: Req) -> Resp {
             text(StatusCode::NOT_FOUND, "404 page not found\n")
         };
     }
-    // Discovery: authenticated users (system:discovery).
-    let discovery = matches!(
-        path.as_str(),
-        "/api" | "/api/" | "/api/v1" | "/apis" | "/apis/"
-    ) || path.starts_with("/openapi/");
+    // Discovery (authenticated users, system:discovery): /api, /api/v1, /apis,
+    // /apis/<group>, /apis/<group>/v1.
+    let trimmed = path.trim_end_matches('/');
+    let group_doc = trimmed.strip_prefix("/apis/").and_then(|g| {
+        let (group, version) = g.split_once('/').unwrap_or((g, ""));
+        (store::GROUPS.contains(&group) && (version.is_empty() || version == "v1"))
+            .then_some((group, version.is_empty()))
+    });
+    let discovery = matches!(trimmed, "/api" | "/api/v1" | "/apis")
+        || group_doc.is_some()
+        || path.starts_with("/openapi/");
     if discovery {
         if user.anonymous() && !user.masters() {
             return forbidden_path(&user, &path);
         }
-        return match path.trim_end_matches('/') {
-            "/api" => json_resp(
+        return match (trimmed, group_doc) {
+            ("/api", _) => json_resp(
                 StatusCode::OK,
                 &json!({
                     "kind": "APIVersions",
@@ -412,11 +447,22 @@ pub async fn handle(api: Arc<ApiServer>, identity: Identity, req: Req) -> Resp {
                     ],
                 }),
             ),
-            "/api/v1" => json_resp(StatusCode::OK, &api_resources()),
-            "/apis" => json_resp(
+            ("/api/v1", _) => json_resp(StatusCode::OK, &api_resources("")),
+            ("/apis", _) => json_resp(
                 StatusCode::OK,
-                &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}),
+                &json!({
+                    "kind": "APIGroupList",
+                    "apiVersion": "v1",
+                    "groups": store::GROUPS.iter().map(|g| api_group(g)).collect::<Vec<_>>(),
+                }),
             ),
+            (_, Some((g, true))) => {
+                let mut doc = api_group(g);
+                doc["kind"] = json!("APIGroup");
+                doc["apiVersion"] = json!("v1");
+                json_resp(StatusCode::OK, &doc)
+            }
+            (_, Some((g, false))) => json_resp(StatusCode::OK, &api_resources(g)),
             _ => status(
                 404,
                 "NotFound",
@@ -425,13 +471,30 @@ pub async fn handle(api: Arc<ApiServer>, identity: Identity, req: Req) -> Resp {
             ),
         };
     }
-    let Some(rest) = path.strip_prefix("/api/v1/") else {
+    let routed = if let Some(rest) = path.strip_prefix("/api/v1/") {
+        Some(("", rest))
+    } else {
+        path.strip_prefix("/apis/").and_then(|r| {
+            let mut it = r.splitn(3, '/');
+            let (g, v, rest) = (it.next()?, it.next()?, it.next()?);
+            (v == "v1" && store::GROUPS.contains(&g)).then_some((g, rest))
+        })
+    };
+    let Some((group, rest)) = routed else {
         if !user.masters() {
             return forbidden_path(&user, &path);
         }
+        if path.starts_with("/apis/") {
+            return status(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+                Some(json!({})),
+            );
+        }
         return text(StatusCode::NOT_FOUND, "404 page not found\n");
     };
-    let Ok(target) = parse_target(rest) else {
+    let Ok(target) = parse_target(group, rest) else {
         return status(
             404,
             "NotFound",
@@ -461,7 +524,7 @@ pub async fn handle(api: Arc<ApiServer>, identity: Identity, req: Req) -> Resp {
         }
     };
     if !user.masters() {
-        return forbidden(&user, verb, target.kind.resource, target.name, target.ns);
+        return forbidden(&user, verb, target.kind, target.name, target.ns);
     }
     api.sync_nodes();
     let (headers, body) = {
@@ -515,13 +578,7 @@ fn serve_watch(api: Arc<ApiServer>, t: &Target<'_>, qs: &[(String, String)]) -> 
         move |o: &Value| store::labels_match(o, &labels) && store::fields_match(o, &fields);
     let render = {
         let api = api.clone();
-        move |o: Value| {
-            if kind.resource == "nodes" {
-                api.node_view(o)
-            } else {
-                o
-            }
-        }
+        move |o: Value| api.view(kind, o)
     };
     let line = |typ: &str, o: Value| {
         let mut b = serde_json::to_vec(&json!({"type": typ, "object": o})).unwrap_or_default();
@@ -545,7 +602,7 @@ fn serve_watch(api: Arc<ApiServer>, t: &Target<'_>, qs: &[(String, String)]) -> 
                 last = n;
                 for e in events {
                     last = e.rv;
-                    if e.resource == kind.resource
+                    if e.resource == kind.qualified()
                         && ns.as_deref().is_none_or(|want| want == e.namespace)
                         && matches(&e.object)
                     {
@@ -594,7 +651,7 @@ fn serve_watch(api: Arc<ApiServer>, t: &Target<'_>, qs: &[(String, String)]) -> 
                 Err(_) => return,
             };
             if e.rv <= last
-                || e.resource != kind.resource
+                || e.resource != kind.qualified()
                 || ns.as_deref().is_some_and(|want| want != e.namespace)
                 || !matches(&e.object)
             {
@@ -672,13 +729,7 @@ fn serve_resource(
     let k = t.kind;
     let ns = t.ns.unwrap_or("");
     let namespaces = store::kind("namespaces").expect("namespaces");
-    let render = |v: Value| -> Value {
-        if k.resource == "nodes" {
-            api.node_view(v)
-        } else {
-            v
-        }
-    };
+    let render = |v: Value| -> Value { api.view(k, v) };
     match verb {
         "get" => match store.get(k, ns, t.name.unwrap_or_default()) {
             Ok(v) if wants_table(headers) => {
@@ -717,7 +768,7 @@ fn serve_resource(
                 StatusCode::OK,
                 &json!({
                     "kind": format!("{}List", k.kind),
-                    "apiVersion": "v1",
+                    "apiVersion": k.api_version(),
                     "metadata": {"resourceVersion": rv.to_string()},
                     "items": items,
                 }),
@@ -784,6 +835,7 @@ fn serve_resource(
             if q(qs, "dryRun").is_some() {
                 return json_resp(StatusCode::CREATED, &obj);
             }
+            ssa::track_update(None, &mut obj, &updater(qs, headers), &now());
             match store.create(k, ns, obj) {
                 Ok(v) => json_resp(StatusCode::CREATED, &render(v)),
                 Err(e) => store_err(e),
@@ -803,6 +855,10 @@ fn serve_resource(
                 return bad_request(&format!(
                     "the name of the object ({bname}) does not match the name on the URL ({name})"
                 ));
+            }
+            let mut obj = obj;
+            if let Ok(old) = store.get(k, ns, name) {
+                ssa::track_update(Some(&old), &mut obj, &updater(qs, headers), &now());
             }
             match store.update(k, ns, name, obj) {
                 Ok(v) => json_resp(StatusCode::OK, &render(v)),
@@ -827,11 +883,7 @@ fn serve_resource(
                         "apiVersion": "v1",
                         "metadata": {},
                         "status": "Success",
-                        "details": {
-                            "name": name,
-                            "kind": k.resource,
-                            "uid": v["metadata"]["uid"],
-                        },
+                        "details": deleted_details(k, name, &v),
                     }),
                 ),
                 Err(e) => store_err(e),
@@ -849,7 +901,7 @@ fn serve_resource(
                 StatusCode::OK,
                 &json!({
                     "kind": format!("{}List", k.kind),
-                    "apiVersion": "v1",
+                    "apiVersion": k.api_version(),
                     "metadata": {"resourceVersion": rv.to_string()},
                     "items": items.into_iter().map(strip_list_item).collect::<Vec<_>>(),
                 }),
@@ -937,11 +989,11 @@ fn patch(
                 Ok(p) => p,
                 Err(r) => return *r,
             };
-            match current {
-                Ok(mut cur) => {
-                    merge_patch(&mut cur, &p);
-                    cur
-                }
+            let manager = q(qs, "fieldManager").unwrap_or_default();
+            let force = q(qs, "force")
+                .is_some_and(|f| matches!(f, "1" | "t" | "T" | "true" | "TRUE" | "True"));
+            let live = match current {
+                Ok(cur) => Some(cur),
                 Err(StoreError::NotFound { .. }) => {
                     if k.namespaced
                         && store
@@ -950,14 +1002,50 @@ fn patch(
                     {
                         return not_found("namespaces", ns);
                     }
-                    let mut obj = p;
-                    obj["metadata"]["name"] = json!(name);
+                    None
+                }
+                Err(e) => return store_err(e),
+            };
+            let mut applied = p;
+            applied["metadata"]["name"] = json!(name);
+            match ssa::apply(live.as_ref(), &applied, manager, force, &now()) {
+                Err(conflicts) => {
+                    let causes: Vec<Value> = conflicts
+                        .iter()
+                        .map(|(who, path)| {
+                            json!({"reason": "FieldManagerConflict", "message": format!("conflict with {who}"), "field": path})
+                        })
+                        .collect();
+                    return status(
+                        409,
+                        "Conflict",
+                        &ssa::conflict_message(&conflicts),
+                        Some(json!({"causes": causes})),
+                    );
+                }
+                Ok(obj) if live.is_none() => {
                     return match store.create(k, ns, obj) {
                         Ok(v) => json_resp(StatusCode::CREATED, &v),
                         Err(e) => store_err(e),
                     };
                 }
-                Err(e) => return store_err(e),
+                Ok(obj) => {
+                    // Apply has no resourceVersion precondition unless the applied object
+                    // names one.
+                    let mut obj = obj;
+                    match applied.pointer("/metadata/resourceVersion") {
+                        Some(rv) => obj["metadata"]["resourceVersion"] = rv.clone(),
+                        None => {
+                            if let Some(m) = obj["metadata"].as_object_mut() {
+                                m.remove("resourceVersion");
+                            }
+                        }
+                    }
+                    return match store.update(k, ns, name, obj) {
+                        Ok(v) => json_resp(StatusCode::OK, &v),
+                        Err(e) => store_err(e),
+                    };
+                }
             }
         }
         _ => {
@@ -970,6 +1058,9 @@ fn patch(
         }
     };
     let mut result = result;
+    if let Ok(old) = store.get(k, ns, name) {
+        ssa::track_update(Some(&old), &mut result, &updater(qs, headers), &now());
+    }
     // A patch carries no precondition unless it names a resourceVersion itself.
     if body_rv(body).is_none()
         && let Some(m) = result["metadata"].as_object_mut()
@@ -977,16 +1068,28 @@ fn patch(
         m.remove("resourceVersion");
     }
     match store.update(k, ns, name, result) {
-        Ok(v) => json_resp(
-            StatusCode::OK,
-            &if k.resource == "nodes" {
-                api.node_view(v)
-            } else {
-                v
-            },
-        ),
+        Ok(v) => json_resp(StatusCode::OK, &api.view(k, v)),
         Err(e) => store_err(e),
     }
+}
+
+/// Who a non-apply write is recorded for: `fieldManager`, else the User-Agent's first part
+/// (as the real server derives it), else "unknown".
+fn updater(qs: &[(String, String)], headers: &hyper::HeaderMap) -> String {
+    if let Some(m) = q(qs, "fieldManager").filter(|m| !m.is_empty()) {
+        return m.to_string();
+    }
+    headers
+        .get(hyper::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ua| ua.split('/').next())
+        .filter(|p| !p.is_empty())
+        .unwrap_or("unknown")
+        .to_string()
+}
+
+fn now() -> String {
+    store::rfc3339(std::time::SystemTime::now())
 }
 
 fn body_rv(body: &[u8]) -> Option<String> {
@@ -1186,6 +1289,66 @@ fn table(k: &Kind, items: &[Value], rv: u64) -> Value {
                     name(o),
                     json!(o["type"].as_str().unwrap_or("Opaque")),
                     json!(count(&o["data"])),
+                    json!(age(o)),
+                ]
+            }),
+        ),
+        "deployments" => (
+            vec![
+                col("Name", "string", 0),
+                col("Ready", "string", 0),
+                col("Up-to-date", "string", 0),
+                col("Available", "string", 0),
+                col("Age", "string", 0),
+            ],
+            Box::new(move |o| {
+                let st = &o["status"];
+                let n = |f: &str| st[f].as_u64().unwrap_or(0);
+                vec![
+                    name(o),
+                    json!(format!(
+                        "{}/{}",
+                        n("readyReplicas"),
+                        o["spec"]["replicas"].as_u64().unwrap_or(1)
+                    )),
+                    json!(n("updatedReplicas")),
+                    json!(n("availableReplicas")),
+                    json!(age(o)),
+                ]
+            }),
+        ),
+        "daemonsets" => (
+            vec![
+                col("Name", "string", 0),
+                col("Desired", "integer", 0),
+                col("Current", "integer", 0),
+                col("Ready", "integer", 0),
+                col("Up-to-date", "integer", 0),
+                col("Available", "integer", 0),
+                col("Node Selector", "string", 0),
+                col("Age", "string", 0),
+            ],
+            Box::new(move |o| {
+                let st = &o["status"];
+                let n = |f: &str| json!(st[f].as_u64().unwrap_or(0));
+                let sel = o["spec"]["template"]["spec"]["nodeSelector"]
+                    .as_object()
+                    .map(|m| {
+                        m.iter()
+                            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(|| "<none>".into());
+                vec![
+                    name(o),
+                    n("desiredNumberScheduled"),
+                    n("currentNumberScheduled"),
+                    n("numberReady"),
+                    n("updatedNumberScheduled"),
+                    n("numberAvailable"),
+                    json!(sel),
                     json!(age(o)),
                 ]
             }),

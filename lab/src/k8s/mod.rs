@@ -10,8 +10,10 @@
 pub mod api;
 pub mod nodes;
 pub mod proto;
+pub mod ssa;
 pub mod store;
 pub mod tls;
+pub mod workloads;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -90,27 +92,59 @@ impl ApiServer {
                 self.store.register_node(n.node.vmid, n.boots, reg);
             }
         }
-        // The kubelet (or the node lifecycle controller) posts status changes: they move the
-        // Node's resourceVersion and reach watches as MODIFIED.
-        let nodes = store::kind("nodes").expect("nodes");
-        let (items, _) = self.store.list(nodes, None);
+        // The kubelet, the node lifecycle controller and the workload controllers post status
+        // changes: they move the object's resourceVersion and reach watches as MODIFIED.
         let mut seen = self.node_status.lock().unwrap_or_else(|e| e.into_inner());
-        for obj in items {
-            let name = obj["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            let v = self.node_view(obj);
-            let key = json!([
-                v["status"]["conditions"],
-                v["spec"]["taints"],
-                v["status"]["nodeInfo"]
-            ]);
-            match seen.insert(name.clone(), key.clone()) {
-                Some(prev) if prev != key => self.store.touch(nodes, "", &name),
-                _ => {}
+        for (group, resource) in [
+            ("", "nodes"),
+            ("apps", "deployments"),
+            ("apps", "daemonsets"),
+        ] {
+            let k = store::kind_in(group, resource).expect("served kind");
+            let (items, _) = self.store.list(k, None);
+            for obj in items {
+                let name = obj["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let ns = obj["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let v = self.view(k, obj);
+                let key = json!([v["status"], v["spec"]["taints"]]);
+                let id = format!("{}/{ns}/{name}", k.qualified());
+                match seen.insert(id, key.clone()) {
+                    Some(prev) if prev != key => self.store.touch(k, &ns, &name),
+                    _ => {}
+                }
             }
         }
+    }
+
+    /// An object as served: stored fields plus the status its controllers post.
+    pub fn view(&self, k: &store::Kind, obj: Value) -> Value {
+        match (k.group, k.resource) {
+            ("", "nodes") => self.node_view(obj),
+            ("apps", "deployments") => {
+                let since = obj["metadata"]["creationTimestamp"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                workloads::deployment(obj, &self.node_infos(), &since)
+            }
+            ("apps", "daemonsets") => workloads::daemonset(obj, &self.node_infos()),
+            _ => obj,
+        }
+    }
+
+    fn node_infos(&self) -> Vec<workloads::NodeInfo> {
+        let nodes = store::kind("nodes").expect("nodes");
+        let (items, _) = self.store.list(nodes, None);
+        items
+            .into_iter()
+            .map(|n| workloads::NodeInfo::of(&self.node_view(n)))
+            .collect()
     }
 
     fn cni_ready(&self) -> bool {
@@ -204,7 +238,14 @@ impl K8s {
             let cp_up = nodes
                 .iter()
                 .any(|n| n.running() && n.config.is_control_plane());
-            if cp_up && self.talos.cluster_bootstrapped(&key) {
+            let delay = std::time::Duration::from_millis(self.talos.opts.apiserver_delay_ms);
+            let started = self.running().contains_key(&key);
+            let old_enough = started
+                || self
+                    .talos
+                    .bootstrapped_for(&key)
+                    .is_some_and(|d| d >= delay);
+            if cp_up && old_enough && self.talos.cluster_bootstrapped(&key) {
                 want.push((key, nodes));
             }
         }

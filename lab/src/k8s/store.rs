@@ -8,9 +8,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
 
-/// A core/v1 resource the store serves.
+/// A resource the store serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Kind {
+    /// API group ("" for core).
+    pub group: &'static str,
+    pub version: &'static str,
     /// Plural resource name (`configmaps`).
     pub resource: &'static str,
     pub singular: &'static str,
@@ -36,6 +39,8 @@ const ALL_VERBS: &[&str] = &[
 /// What `/api/v1` serves (in discovery order: alphabetical, as the real list is).
 pub const KINDS: &[Kind] = &[
     Kind {
+        group: "",
+        version: "v1",
         resource: "configmaps",
         singular: "configmap",
         kind: "ConfigMap",
@@ -45,6 +50,8 @@ pub const KINDS: &[Kind] = &[
         has_spec: false,
     },
     Kind {
+        group: "",
+        version: "v1",
         resource: "namespaces",
         singular: "namespace",
         kind: "Namespace",
@@ -56,6 +63,8 @@ pub const KINDS: &[Kind] = &[
         has_spec: false,
     },
     Kind {
+        group: "",
+        version: "v1",
         resource: "nodes",
         singular: "node",
         kind: "Node",
@@ -65,6 +74,8 @@ pub const KINDS: &[Kind] = &[
         has_spec: false,
     },
     Kind {
+        group: "",
+        version: "v1",
         resource: "secrets",
         singular: "secret",
         kind: "Secret",
@@ -74,6 +85,8 @@ pub const KINDS: &[Kind] = &[
         has_spec: false,
     },
     Kind {
+        group: "",
+        version: "v1",
         resource: "serviceaccounts",
         singular: "serviceaccount",
         kind: "ServiceAccount",
@@ -83,6 +96,8 @@ pub const KINDS: &[Kind] = &[
         has_spec: false,
     },
     Kind {
+        group: "",
+        version: "v1",
         resource: "services",
         singular: "service",
         kind: "Service",
@@ -100,11 +115,108 @@ pub const KINDS: &[Kind] = &[
         ],
         has_spec: false,
     },
+    Kind {
+        group: "apps",
+        version: "v1",
+        resource: "daemonsets",
+        singular: "daemonset",
+        kind: "DaemonSet",
+        namespaced: true,
+        short_names: &["ds"],
+        verbs: ALL_VERBS,
+        has_spec: true,
+    },
+    Kind {
+        group: "apps",
+        version: "v1",
+        resource: "deployments",
+        singular: "deployment",
+        kind: "Deployment",
+        namespaced: true,
+        short_names: &["deploy"],
+        verbs: ALL_VERBS,
+        has_spec: true,
+    },
+    Kind {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        resource: "clusterrolebindings",
+        singular: "clusterrolebinding",
+        kind: "ClusterRoleBinding",
+        namespaced: false,
+        short_names: &[],
+        verbs: ALL_VERBS,
+        has_spec: false,
+    },
+    Kind {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        resource: "clusterroles",
+        singular: "clusterrole",
+        kind: "ClusterRole",
+        namespaced: false,
+        short_names: &[],
+        verbs: ALL_VERBS,
+        has_spec: false,
+    },
+    Kind {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        resource: "rolebindings",
+        singular: "rolebinding",
+        kind: "RoleBinding",
+        namespaced: true,
+        short_names: &[],
+        verbs: ALL_VERBS,
+        has_spec: false,
+    },
+    Kind {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        resource: "roles",
+        singular: "role",
+        kind: "Role",
+        namespaced: true,
+        short_names: &[],
+        verbs: ALL_VERBS,
+        has_spec: false,
+    },
 ];
 
+/// A core/v1 kind by resource name.
 pub fn kind(resource: &str) -> Option<&'static Kind> {
-    KINDS.iter().find(|k| k.resource == resource)
+    kind_in("", resource)
 }
+
+/// A kind by group and resource name.
+pub fn kind_in(group: &str, resource: &str) -> Option<&'static Kind> {
+    KINDS
+        .iter()
+        .find(|k| k.group == group && k.resource == resource)
+}
+
+impl Kind {
+    /// `resource` or `resource.group`: how the store keys it and errors name it.
+    pub fn qualified(&self) -> String {
+        if self.group.is_empty() {
+            self.resource.to_string()
+        } else {
+            format!("{}.{}", self.resource, self.group)
+        }
+    }
+
+    /// `v1` or `group/version`.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+}
+
+/// API groups besides core, in discovery order.
+pub const GROUPS: &[&str] = &["apps", "rbac.authorization.k8s.io"];
 
 /// RFC 3339 in UTC, second precision, as Kubernetes writes timestamps.
 pub fn rfc3339(t: SystemTime) -> String {
@@ -229,10 +341,10 @@ impl Store {
     pub fn get(&self, k: &Kind, ns: &str, name: &str) -> Result<Value, StoreError> {
         self.lock()
             .objects
-            .get(&(k.resource.to_string(), ns.to_string(), name.to_string()))
+            .get(&(k.qualified(), ns.to_string(), name.to_string()))
             .cloned()
             .ok_or_else(|| StoreError::NotFound {
-                resource: k.resource.into(),
+                resource: k.qualified(),
                 name: name.into(),
             })
     }
@@ -243,7 +355,7 @@ impl Store {
         let items = g
             .objects
             .iter()
-            .filter(|((r, n, _), _)| r == k.resource && ns.is_none_or(|want| want == n))
+            .filter(|((r, n, _), _)| *r == k.qualified() && ns.is_none_or(|want| want == n))
             .map(|(_, v)| v.clone())
             .collect();
         (items, g.rv)
@@ -257,10 +369,10 @@ impl Store {
             .unwrap_or_default()
             .to_string();
         let mut g = self.lock();
-        let key = (k.resource.to_string(), ns.to_string(), name.clone());
+        let key = (k.qualified(), ns.to_string(), name.clone());
         if g.objects.contains_key(&key) {
             return Err(StoreError::AlreadyExists {
-                resource: k.resource.into(),
+                resource: k.qualified(),
                 name,
             });
         }
@@ -284,14 +396,14 @@ impl Store {
         if k.has_spec {
             meta.insert("generation".into(), json!(1));
         }
-        obj["apiVersion"] = json!("v1");
+        obj["apiVersion"] = json!(k.api_version());
         obj["kind"] = json!(k.kind);
         g.objects.insert(key, obj.clone());
         g.emit(
             &self.events,
             Event {
                 kind: "ADDED",
-                resource: k.resource.into(),
+                resource: k.qualified(),
                 namespace: ns.into(),
                 rv,
                 object: obj.clone(),
@@ -309,10 +421,10 @@ impl Store {
         mut obj: Value,
     ) -> Result<Value, StoreError> {
         let mut g = self.lock();
-        let key = (k.resource.to_string(), ns.to_string(), name.to_string());
+        let key = (k.qualified(), ns.to_string(), name.to_string());
         let Some(old) = g.objects.get(&key).cloned() else {
             return Err(StoreError::NotFound {
-                resource: k.resource.into(),
+                resource: k.qualified(),
                 name: name.into(),
             });
         };
@@ -324,7 +436,7 @@ impl Store {
             && Some(&json!(want)) != old_rv.as_ref()
         {
             return Err(StoreError::Conflict {
-                resource: k.resource.into(),
+                resource: k.qualified(),
                 name: name.into(),
             });
         }
@@ -345,7 +457,7 @@ impl Store {
             let gen_ = old_meta["generation"].as_i64().unwrap_or(1) + 1;
             meta_of(&mut obj).insert("generation".into(), json!(gen_));
         }
-        obj["apiVersion"] = json!("v1");
+        obj["apiVersion"] = json!(k.api_version());
         obj["kind"] = json!(k.kind);
         // No-op updates keep the resourceVersion (as the real server does).
         let mut cmp = obj.clone();
@@ -364,7 +476,7 @@ impl Store {
             &self.events,
             Event {
                 kind: "MODIFIED",
-                resource: k.resource.into(),
+                resource: k.qualified(),
                 namespace: ns.into(),
                 rv,
                 object: obj.clone(),
@@ -377,7 +489,7 @@ impl Store {
     /// MODIFIED event.
     pub fn touch(&self, k: &Kind, ns: &str, name: &str) {
         let mut g = self.lock();
-        let key = (k.resource.to_string(), ns.to_string(), name.to_string());
+        let key = (k.qualified(), ns.to_string(), name.to_string());
         if !g.objects.contains_key(&key) {
             return;
         }
@@ -390,7 +502,7 @@ impl Store {
             &self.events,
             Event {
                 kind: "MODIFIED",
-                resource: k.resource.into(),
+                resource: k.qualified(),
                 namespace: ns.into(),
                 rv,
                 object: obj,
@@ -418,12 +530,12 @@ impl Store {
 
     pub fn delete(&self, k: &Kind, ns: &str, name: &str) -> Result<Value, StoreError> {
         let mut g = self.lock();
-        let key = (k.resource.to_string(), ns.to_string(), name.to_string());
+        let key = (k.qualified(), ns.to_string(), name.to_string());
         let obj = g.objects.remove(&key).ok_or_else(|| StoreError::NotFound {
-            resource: k.resource.into(),
+            resource: k.qualified(),
             name: name.into(),
         })?;
-        let mut gone = vec![(k.resource.to_string(), ns.to_string(), obj.clone())];
+        let mut gone = vec![(k.qualified(), ns.to_string(), obj.clone())];
         if k.resource == "namespaces" {
             let inside: Vec<Key> = g
                 .objects

@@ -40,6 +40,8 @@ pub struct EtcdCluster {
     pub members: Vec<Member>,
     /// Bumped by every bootstrap: a new etcd, so a new (empty) Kubernetes store.
     pub generation: u64,
+    /// When the cluster was bootstrapped.
+    pub since: Option<std::time::Instant>,
 }
 
 /// Why an etcd operation failed (mapped to Talos's gRPC answers by the caller).
@@ -167,6 +169,14 @@ impl Talos {
         self.disks().get(&vmid).is_some_and(|d| d.bootstrapped)
     }
 
+    /// How long ago the cluster's etcd was bootstrapped.
+    pub fn bootstrapped_for(&self, key: &str) -> Option<std::time::Duration> {
+        self.etcd_state()
+            .get(key)
+            .and_then(|e| e.since)
+            .map(|t| t.elapsed())
+    }
+
     /// Which bootstrap of the cluster's etcd is current (0: never bootstrapped).
     pub fn etcd_generation(&self, key: &str) -> u64 {
         self.etcd_state().get(key).map_or(0, |e| e.generation)
@@ -221,6 +231,7 @@ impl Talos {
             EtcdCluster {
                 members: vec![member],
                 generation,
+                since: Some(std::time::Instant::now()),
             },
         );
         drop(st);

@@ -71,6 +71,9 @@ pub struct TalosOptions {
     /// The port nodes listen on (tests may move it off 50000).
     pub port: u16,
     pub timing: TalosTiming,
+    /// How long after Bootstrap the cluster's Kubernetes API server starts listening (real
+    /// clusters take tens of seconds; until then clients get connection refused).
+    pub apiserver_delay_ms: u64,
 }
 
 impl Default for TalosOptions {
@@ -80,6 +83,7 @@ impl Default for TalosOptions {
             version: "v1.13.9".into(),
             port: APID_PORT,
             timing: TalosTiming::default(),
+            apiserver_delay_ms: 0,
         }
     }
 }

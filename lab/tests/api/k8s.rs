@@ -774,7 +774,10 @@ async fn api_server_lifecycle_nodes_and_auth() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn core_objects_crud_and_cni_none() {
-    let t = T::with(fast()).await;
+    // The API server comes up a while after Bootstrap.
+    let mut opts = fast();
+    opts.talos.apiserver_delay_ms = 400;
+    let t = T::with(opts).await;
     let base = "https://127.77.23.10:6443";
     let c = Cluster::with_endpoint(base);
     let cfg = c
@@ -795,6 +798,11 @@ async fn core_objects_crud_and_cni_none() {
         .await
         .expect("Bootstrap");
     let kube = kube_client(&kubeconfig(&mut cp).await);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        kube.get(format!("{base}/readyz")).send().await.is_err(),
+        "not up yet"
+    );
     let servers = wait_k8s(&t, |s| s.as_array().is_some_and(|a| a.len() == 1)).await;
     let key = servers[0]["cluster_key"].as_str().expect("key").to_string();
     wait_nodes(&kube, base, &["talos-127-77-23-1"]).await;
@@ -962,6 +970,89 @@ async fn core_objects_crud_and_cni_none() {
     assert_eq!(s, 422);
     let (s, applied) = send(&kube, reqwest::Method::PATCH, &format!("{cms}/applied?fieldManager=infraflux&force=true"), "application/apply-patch+yaml", &serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied"}, "data": {"x": "y"}})).await;
     assert_eq!((s, applied["data"]["x"].as_str()), (201, Some("y")));
+    let mf = &applied["metadata"]["managedFields"][0];
+    assert_eq!(
+        (
+            mf["manager"].as_str(),
+            mf["operation"].as_str(),
+            mf["fieldsType"].as_str()
+        ),
+        (Some("infraflux"), Some("Apply"), Some("FieldsV1"))
+    );
+    assert_eq!(mf["fieldsV1"], serde_json::json!({"f:data": {"f:x": {}}}));
+    // Another manager changing an owned field: 409 with Kubernetes' message, unless forced.
+    let ssa = "application/apply-patch+yaml";
+    let other = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied"}, "data": {"x": "z"}});
+    let (s, c409) = send(
+        &kube,
+        reqwest::Method::PATCH,
+        &format!("{cms}/applied?fieldManager=other"),
+        ssa,
+        &other,
+    )
+    .await;
+    assert_eq!(s, 409, "{c409}");
+    assert_eq!(c409["reason"], "Conflict");
+    assert_eq!(
+        c409["message"],
+        "Apply failed with 1 conflict: conflict with \"infraflux\": .data.x"
+    );
+    assert_eq!(
+        c409["details"]["causes"][0],
+        serde_json::json!({"reason": "FieldManagerConflict", "message": "conflict with \"infraflux\"", "field": ".data.x"})
+    );
+    let (s, forced) = send(
+        &kube,
+        reqwest::Method::PATCH,
+        &format!("{cms}/applied?fieldManager=other&force=true"),
+        ssa,
+        &other,
+    )
+    .await;
+    assert_eq!((s, forced["data"]["x"].as_str()), (200, Some("z")));
+    // infraflux no longer owns x: applying without it keeps other's value.
+    let mine = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied"}, "data": {"w": "1"}});
+    let (s, now) = send(
+        &kube,
+        reqwest::Method::PATCH,
+        &format!("{cms}/applied?fieldManager=infraflux"),
+        ssa,
+        &mine,
+    )
+    .await;
+    assert_eq!(
+        (s, now["data"].clone()),
+        (200, serde_json::json!({"w": "1", "x": "z"}))
+    );
+    // A plain patch makes its manager the owner of what it changed.
+    send(
+        &kube,
+        reqwest::Method::PATCH,
+        &format!("{cms}/applied?fieldManager=editor"),
+        "application/merge-patch+json",
+        &serde_json::json!({"data": {"w": "2"}}),
+    )
+    .await;
+    let (s, c409) = send(
+        &kube,
+        reqwest::Method::PATCH,
+        &format!("{cms}/applied?fieldManager=infraflux"),
+        ssa,
+        &mine,
+    )
+    .await;
+    assert_eq!(
+        (s, c409["message"].as_str()),
+        (
+            409,
+            Some("Apply failed with 1 conflict: conflict with \"editor\" using v1: .data.w")
+        )
+    );
+    // Dropping a field from one's apply removes it when nobody else owns it.
+    let (s, _) = send(&kube, reqwest::Method::PATCH, &format!("{cms}/applied?fieldManager=other"), ssa, &serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied"}})).await;
+    assert_eq!(s, 200);
+    let (_, cm) = get_json(&kube, &format!("{cms}/applied")).await;
+    assert_eq!(cm["data"], serde_json::json!({"w": "2"}));
     let (s, sel) = get_json(&kube, &format!("{cms}?labelSelector=app%3Dx")).await;
     assert_eq!(
         (
@@ -1303,5 +1394,178 @@ async fn watches() {
     )
     .await;
     assert!(w.next().await.is_none());
+    t.lab.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_groups_and_workload_status() {
+    let t = T::with(fast()).await;
+    let base = "https://127.77.29.10:6443";
+    let c = Cluster::with_endpoint(base);
+    let cfg = c
+        .node_config(
+            "controlplane",
+            &NodeOpts {
+                hostname: Some("g-cp"),
+                cluster_extra: "  allowSchedulingOnControlPlanes: true\n",
+                ..NodeOpts::default()
+            },
+        )
+        .replacen(
+            "    dnsDomain: cluster.local\n",
+            "    dnsDomain: cluster.local\n    cni:\n      name: none\n",
+            1,
+        );
+    let mut cp = install(&t, &c, 491, "127.77.29.1", &cfg).await;
+    cp.bootstrap(infraflux_lab::talos::proto::machine::BootstrapRequest::default())
+        .await
+        .expect("Bootstrap");
+    let kube = kube_client(&kubeconfig(&mut cp).await);
+    let servers = wait_k8s(&t, |s| s.as_array().is_some_and(|a| a.len() == 1)).await;
+    let key = servers[0]["cluster_key"].as_str().expect("key").to_string();
+    wait_nodes(&kube, base, &["g-cp"]).await;
+
+    // Discovery of the groups.
+    let (_, groups) = get_json(&kube, &format!("{base}/apis")).await;
+    let names: Vec<&str> = groups["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .filter_map(|g| g["name"].as_str())
+        .collect();
+    assert_eq!(names, ["apps", "rbac.authorization.k8s.io"]);
+    assert_eq!(
+        groups["groups"][0]["preferredVersion"],
+        serde_json::json!({"groupVersion": "apps/v1", "version": "v1"})
+    );
+    let (_, apps) = get_json(&kube, &format!("{base}/apis/apps/v1")).await;
+    assert_eq!(apps["groupVersion"], "apps/v1");
+    let res: Vec<&str> = apps["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert_eq!(res, ["daemonsets", "deployments"]);
+    let (s, g) = get_json(&kube, &format!("{base}/apis/apps")).await;
+    assert_eq!((s, g["kind"].as_str()), (200, Some("APIGroup")));
+    let (s, _) = get_json(&kube, &format!("{base}/apis/nope.example.com/v1")).await;
+    assert_eq!(s, 404);
+
+    // A Deployment waits for the pod network; a host-network agent DaemonSet does not.
+    let json_ct = "application/json";
+    let deps = format!("{base}/apis/apps/v1/namespaces/default/deployments");
+    let dep = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}});
+    let (s, made) = send(&kube, reqwest::Method::POST, &deps, json_ct, &dep).await;
+    assert_eq!(s, 201, "{made}");
+    assert_eq!(
+        (
+            made["apiVersion"].as_str(),
+            made["metadata"]["generation"].as_u64()
+        ),
+        (Some("apps/v1"), Some(1))
+    );
+    let (_, d) = get_json(&kube, &format!("{deps}/web")).await;
+    assert_eq!(
+        d["status"]["conditions"][0],
+        serde_json::json!({
+        "type": "Available", "status": "False", "lastUpdateTime": d["metadata"]["creationTimestamp"], "lastTransitionTime": d["metadata"]["creationTimestamp"],
+        "reason": "MinimumReplicasUnavailable", "message": "Deployment does not have minimum availability."})
+    );
+    assert_eq!(d["status"]["unavailableReplicas"], 2);
+    let dss = format!("{base}/apis/apps/v1/namespaces/kube-system/daemonsets");
+    let agent = serde_json::json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
+        "spec": {"selector": {"matchLabels": {"app": "agent"}}, "template": {"metadata": {"labels": {"app": "agent"}}, "spec": {"hostNetwork": true, "tolerations": [{"operator": "Exists"}], "containers": [{"name": "a", "image": "agent"}]}}}});
+    let (s, _) = send(&kube, reqwest::Method::POST, &dss, json_ct, &agent).await;
+    assert_eq!(s, 201);
+    let (_, a) = get_json(&kube, &format!("{dss}/agent")).await;
+    assert_eq!(
+        (
+            a["status"]["desiredNumberScheduled"].as_u64(),
+            a["status"]["numberReady"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    let plain = serde_json::json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "plain"},
+        "spec": {"selector": {"matchLabels": {"app": "p"}}, "template": {"metadata": {"labels": {"app": "p"}}, "spec": {"containers": [{"name": "p", "image": "p"}]}}}});
+    send(&kube, reqwest::Method::POST, &dss, json_ct, &plain).await;
+    let (_, p) = get_json(&kube, &format!("{dss}/plain")).await;
+    assert_eq!(
+        p["status"]["desiredNumberScheduled"], 0,
+        "not-ready:NoSchedule is not tolerated"
+    );
+
+    // The CNI comes up: the Deployment becomes available, seen by a watch.
+    let (_, list) = get_json(&kube, &deps).await;
+    assert_eq!(
+        (list["kind"].as_str(), list["apiVersion"].as_str()),
+        (Some("DeploymentList"), Some("apps/v1"))
+    );
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .expect("rv")
+        .to_string();
+    let mut w = watch(&kube, &format!("{deps}?watch=1&resourceVersion={rv}")).await;
+    t.control_post(
+        "/k8s/cni",
+        &serde_json::json!({"cluster_key": key, "ready": true}),
+    )
+    .await;
+    let e = w.next().await.expect("event");
+    assert_eq!(ev(&e), ("MODIFIED".into(), "web".into()));
+    assert_eq!(e["object"]["status"]["readyReplicas"], 2);
+    assert_eq!(e["object"]["status"]["conditions"][0]["status"], "True");
+
+    // Spec changes bump the generation; the controller observes it.
+    let (s, p) = send(
+        &kube,
+        reqwest::Method::PATCH,
+        &format!("{deps}/web"),
+        "application/merge-patch+json",
+        &serde_json::json!({"spec": {"replicas": 3}}),
+    )
+    .await;
+    assert_eq!(s, 200, "{p}");
+    assert_eq!(
+        (
+            p["metadata"]["generation"].as_u64(),
+            p["status"]["observedGeneration"].as_u64()
+        ),
+        (Some(2), Some(2))
+    );
+
+    // Errors and RBAC texts name the group.
+    let (s, nf) = get_json(&kube, &format!("{deps}/nope")).await;
+    assert_eq!(s, 404);
+    assert_eq!(nf["message"], "deployments.apps \"nope\" not found");
+    assert_eq!(
+        nf["details"],
+        serde_json::json!({"name": "nope", "group": "apps", "kind": "deployments"})
+    );
+    let jane = client_with(&c.k8s_ca_pem, Some(k8s_user(&c, "jane", "dev")));
+    let (s, f) = get_json(&jane, &deps).await;
+    assert_eq!(
+        (s, f["message"].as_str()),
+        (
+            403,
+            Some(
+                "deployments.apps is forbidden: User \"jane\" cannot list resource \"deployments\" in API group \"apps\" in the namespace \"default\""
+            )
+        )
+    );
+    let crs = format!("{base}/apis/rbac.authorization.k8s.io/v1/clusterroles");
+    let (s, cr) = send(&kube, reqwest::Method::POST, &crs, json_ct, &serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "reader"}, "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]})).await;
+    assert_eq!(
+        (s, cr["apiVersion"].as_str()),
+        (201, Some("rbac.authorization.k8s.io/v1"))
+    );
+    let r = kube
+        .delete(format!("{crs}/reader"))
+        .send()
+        .await
+        .expect("delete");
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["details"]["group"], "rbac.authorization.k8s.io");
     t.lab.shutdown().await;
 }
