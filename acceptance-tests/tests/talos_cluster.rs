@@ -386,7 +386,7 @@ resource "infraflux_proxmox_vm" "{name}" {{
 }
 
 both_terraforms!(
-    failed_create_converges_and_dropped_stream_is_retried,
+    failed_create_converges_through_slow_install_early_bootstrap_dropped_stream,
     |tf: &Tf| {
         let lab = Lab::up();
         let ip = net(tf, 3);
@@ -408,7 +408,7 @@ resource "infraflux_talos_cluster" "this" {{
     address  = "{worker_ip}"
   }}
   timeouts {{
-    create = "15s"
+    create = "30s"
   }}
   depends_on = [infraflux_proxmox_vm.cp-1, infraflux_proxmox_vm.worker-1]
 }}
@@ -438,19 +438,34 @@ resource "infraflux_talos_cluster" "this" {{
         );
         assert_eq!(r["nodes"]["cp-1"]["stage"], "running", "{r:#}");
 
-        // The next apply, address fixed, converges — and survives a Kubeconfig stream that
-        // breaks off half-way.
+        // The next apply, address fixed, converges — through a slow install, a bootstrap that
+        // is not available yet, and a Kubeconfig stream that breaks off half-way.
         lab.control(
             "POST",
             "/faults",
-            Some(&serde_json::json!({"drop_kubeconfig_stream": 1})),
+            Some(&serde_json::json!({
+                "drop_kubeconfig_stream": 1,
+                "bootstrap_not_ready": 2,
+                "slow_talos_install_ms": 1500,
+            })),
         );
         w.config(&hcl(&ip(21)));
-        w.apply();
+        let out = w.apply();
+        assert!(
+            out.text()
+                .contains("infraflux_talos_cluster.this is tainted, so must be replaced"),
+            "{}",
+            out.text()
+        );
+        let faults = lab.control("GET", "/faults", None);
         assert_eq!(
-            lab.control("GET", "/faults", None)["drop_kubeconfig_stream"],
-            0,
-            "the dropped stream happened"
+            (
+                &faults["drop_kubeconfig_stream"],
+                &faults["bootstrap_not_ready"]
+            ),
+            (&Json::from(0), &Json::from(0)),
+            "the stream dropped and bootstrap was refused: {faults}\n{}",
+            out.text()
         );
         let r = w.resource("infraflux_talos_cluster.this");
         assert!(

@@ -13,7 +13,8 @@ const USAGE: &str = "usage:
 --talos-legacy-maintenance: Talos nodes answer as Talos <= 1.12's maintenance service.
 
 SPEC is a comma list of key=value: latency_ms, error_rate_5xx, drop_connection_rate,
-lock_timeouts, fail_next_task, slow_tasks_ms, drop_kubeconfig_stream.";
+lock_timeouts, fail_next_task, slow_tasks_ms, drop_kubeconfig_stream, slow_talos_install_ms,
+bootstrap_not_ready.";
 
 /// Command-line errors.
 #[derive(Debug, thiserror::Error)]

@@ -26,6 +26,13 @@ pub struct Faults {
     /// after part of the archive was sent).
     #[serde(default)]
     pub drop_kubeconfig_stream: u32,
+    /// Extra time every Talos install takes, in milliseconds (a slow disk or image pull).
+    #[serde(default)]
+    pub slow_talos_install_ms: u64,
+    /// How many upcoming Talos `Bootstrap` calls answer FailedPrecondition "bootstrap is not
+    /// available yet" (etcd not waiting for bootstrap yet).
+    #[serde(default)]
+    pub bootstrap_not_ready: u32,
 }
 
 /// A partial update of [`Faults`] (`POST /faults` body, `--faults` spec).
@@ -41,6 +48,8 @@ pub struct FaultsPatch {
     pub fail_next_task: Option<Option<String>>,
     pub slow_tasks_ms: Option<u64>,
     pub drop_kubeconfig_stream: Option<u32>,
+    pub slow_talos_install_ms: Option<u64>,
+    pub bootstrap_not_ready: Option<u32>,
 }
 
 fn de_opt_string<'de, D: serde::Deserializer<'de>>(
@@ -88,6 +97,12 @@ impl FaultsPatch {
                 "slow_tasks_ms" => p.slow_tasks_ms = Some(v.parse().map_err(|_| bad())?),
                 "drop_kubeconfig_stream" => {
                     p.drop_kubeconfig_stream = Some(v.parse().map_err(|_| bad())?)
+                }
+                "slow_talos_install_ms" => {
+                    p.slow_talos_install_ms = Some(v.parse().map_err(|_| bad())?)
+                }
+                "bootstrap_not_ready" => {
+                    p.bootstrap_not_ready = Some(v.parse().map_err(|_| bad())?)
                 }
                 other => return Err(FaultError::Unknown(other.to_string())),
             }
@@ -137,6 +152,12 @@ impl Faults {
         }
         if let Some(v) = p.drop_kubeconfig_stream {
             self.drop_kubeconfig_stream = v;
+        }
+        if let Some(v) = p.slow_talos_install_ms {
+            self.slow_talos_install_ms = v;
+        }
+        if let Some(v) = p.bootstrap_not_ready {
+            self.bootstrap_not_ready = v;
         }
     }
 }
@@ -211,6 +232,22 @@ impl FaultState {
         let mut g = self.lock();
         if g.faults.lock_timeouts > 0 {
             g.faults.lock_timeouts -= 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Extra milliseconds a Talos install takes now.
+    pub fn slow_talos_install_ms(&self) -> u64 {
+        self.lock().faults.slow_talos_install_ms
+    }
+
+    /// Consume one armed "bootstrap not ready", if any.
+    pub fn take_bootstrap_not_ready(&self) -> bool {
+        let mut g = self.lock();
+        if g.faults.bootstrap_not_ready > 0 {
+            g.faults.bootstrap_not_ready -= 1;
             true
         } else {
             false

@@ -169,7 +169,8 @@ impl m::machine_service_server::MachineService for MachineApi {
                         "the machine is not in maintenance mode",
                     ));
                 }
-                self.node.install(cfg);
+                self.node
+                    .install(cfg, self.talos.faults().slow_talos_install_ms());
                 Ok(reply(
                     ApplyMode::Reboot,
                     "Applied configuration: installing, then rebooting",
@@ -261,6 +262,11 @@ impl m::machine_service_server::MachineService for MachineApi {
         req: Request<m::BootstrapRequest>,
     ) -> Result<Response<m::BootstrapResponse>, Status> {
         self.gate(&req, "Bootstrap")?;
+        if self.talos.faults().take_bootstrap_not_ready() {
+            return Err(Status::failed_precondition(
+                "bootstrap is not available yet",
+            ));
+        }
         self.talos.sync();
         let cfg = {
             let st = self.node.state();

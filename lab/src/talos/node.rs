@@ -166,14 +166,14 @@ impl Node {
     }
 
     /// A valid config was applied in maintenance: install, then reboot into it.
-    pub fn install(self: &Arc<Self>, config: MachineConfig) {
+    pub fn install(self: &Arc<Self>, config: MachineConfig, extra_ms: u64) {
         let mut st = self.state();
         st.epoch += 1;
         st.disk.version = config.install_version();
         st.disk.config = Some(config);
         self.set(&mut st, Stage::Installing, Some(Mode::Maintenance));
         let node = self.clone();
-        self.after(st.epoch, self.timing.install_ms, move |_, st| {
+        self.after(st.epoch, self.timing.install_ms + extra_ms, move |_, st| {
             node.reboot_locked(st);
         });
     }

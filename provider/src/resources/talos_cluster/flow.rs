@@ -203,7 +203,12 @@ impl Run<'_> {
             talos_version: None,
             config_hash: None,
         };
-        let Ok(auth) = TalosClient::authenticated(&m.address, self.creds, self.opts()) else {
+        // Its own bounds: an observation after a step ran out of time still gets an answer.
+        let opts = ClientOptions {
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+        };
+        let Ok(auth) = TalosClient::authenticated(&m.address, self.creds, opts.clone()) else {
             return gone("unknown");
         };
         match auth.machine_status().await {
@@ -219,7 +224,7 @@ impl Run<'_> {
             },
             Err(TalosError::Tls { .. }) => {
                 // A machine back in maintenance mode (reinstalled, reset) answers without mTLS.
-                let Ok(maint) = TalosClient::maintenance(&m.address, self.opts()) else {
+                let Ok(maint) = TalosClient::maintenance(&m.address, opts) else {
                     return gone("unknown");
                 };
                 match maint.machine_status().await {

@@ -490,6 +490,27 @@ mod archive_tests {
         );
     }
 
+    /// Talos never closes its tar writer: the archive ends right after the entry's data,
+    /// without padding or end-of-archive blocks.
+    #[test]
+    fn reads_an_unterminated_archive_as_talos_writes_it() {
+        use std::io::Write as _;
+        let body = b"apiVersion: v1\nkind: Config\n";
+        let mut h = tar::Header::new_gnu();
+        h.set_path("kubeconfig").expect("path");
+        h.set_size(body.len() as u64);
+        h.set_mode(0o600);
+        h.set_cksum();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(h.as_bytes()).expect("header");
+        gz.write_all(body).expect("body");
+        let gz = gz.finish().expect("gzip");
+        assert_eq!(
+            kubeconfig_from_archive(&gz).as_deref(),
+            Ok("apiVersion: v1\nkind: Config\n")
+        );
+    }
+
     #[test]
     fn refuses_archives_without_it_and_garbage() {
         let gz = archive("other", b"x");
