@@ -19,8 +19,9 @@ fn nodes(w: &Work) -> serde_json::Map<String, Json> {
         .unwrap_or_default()
 }
 
-/// Lists the cluster's Nodes with the official Kubernetes Python client and `kubeconfig`.
-fn kubernetes_nodes(w: &Work, kubeconfig: &str) -> Vec<String> {
+/// The cluster's Nodes as `name kubeletVersion`, listed with the official Kubernetes Python
+/// client and `kubeconfig`.
+fn kubernetes_node_versions(w: &Work, kubeconfig: &str) -> Vec<String> {
     w.write("kubeconfig", kubeconfig);
     let py = root().join(".venv/bin/python");
     let out = std::process::Command::new(py)
@@ -28,7 +29,8 @@ fn kubernetes_nodes(w: &Work, kubeconfig: &str) -> Vec<String> {
         .arg(
             "import sys, kubernetes as k\n\
              k.config.load_kube_config(sys.argv[1])\n\
-             print('\\n'.join(sorted(n.metadata.name for n in k.client.CoreV1Api().list_node().items)))",
+             nodes = k.client.CoreV1Api().list_node().items\n\
+             print('\\n'.join(sorted(f'{n.metadata.name} {n.status.node_info.kubelet_version}' for n in nodes)))",
         )
         .arg(w.path().join("kubeconfig"))
         .output()
@@ -41,6 +43,14 @@ fn kubernetes_nodes(w: &Work, kubeconfig: &str) -> Vec<String> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(str::to_owned)
+        .collect()
+}
+
+/// The cluster's Node names (see [`kubernetes_node_versions`]).
+fn kubernetes_nodes(w: &Work, kubeconfig: &str) -> Vec<String> {
+    kubernetes_node_versions(w, kubeconfig)
+        .into_iter()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
         .collect()
 }
 
@@ -233,10 +243,10 @@ both_terraforms!(bad_input_fails_at_plan_naming_the_attribute, |tf: &Tf| {
     }
 });
 
-both_terraforms!(ephemeral_credentials_stay_out_of_state, |tf: &Tf| {
-    if !tf.at_least(1, 11) {
-        return; // ephemeral resources and write-only arguments need Terraform ≥ 1.11
-    }
+/// Ephemeral resources and write-only arguments need Terraform ≥ 1.11: current Terraform only.
+#[test]
+fn ephemeral_credentials_stay_out_of_state() {
+    let tf = &Tf::v1_15();
     let lab = Lab::up();
     let ip = net(tf, 1);
     let w = Work::new(tf);
@@ -297,7 +307,7 @@ resource "tftest_thing" "consumer" {{
         !state.contains("system:masters"),
         "no kubeconfig of the ephemeral resource in state"
     );
-});
+}
 
 /// Pieces of every secret the cluster holds: tokens, random secrets, key PEM bodies.
 fn secret_fragments(r: &Json) -> Vec<String> {
@@ -542,6 +552,24 @@ both_terraforms!(patch_without_reboot_then_rolling_upgrade, |tf: &Tf| {
         );
     }
     w.assert_plan_empty();
+
+    // Kubernetes version: the new kubelet images reach every machine, control planes first.
+    w.write(
+        "kubernetes.auto.tfvars.json",
+        r#"{"kubernetes_version": "1.34.2"}"#,
+    );
+    w.apply();
+    let kubeconfig = w.resource("module.cluster.infraflux_talos_cluster.this")["kubeconfig"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let versions = kubernetes_node_versions(&w, &kubeconfig);
+    assert_eq!(versions.len(), 4, "{versions:?}");
+    assert!(
+        versions.iter().all(|v| v.ends_with(" v1.34.2")),
+        "{versions:?}"
+    );
+    w.assert_plan_empty();
     w.destroy();
 });
 
@@ -587,3 +615,87 @@ both_terraforms!(
         w.assert_plan_empty();
     }
 );
+
+both_terraforms!(adopting_a_running_cluster_by_its_secrets, |tf: &Tf| {
+    let lab = Lab::up();
+    let ip = net(tf, 6);
+    // A cluster made elsewhere (here: by another state).
+    let first = Work::new(tf);
+    first.copy_stack();
+    first.write(
+        "terraform.tfvars.json",
+        &lab.stack_vars(&[("cp-1", ip(11))], &[("worker-1", ip(21))]),
+    );
+    first.init();
+    first.apply();
+    let secrets = first.resource("module.cluster.infraflux_talos_cluster.this")["machine_secrets"]
+        .as_str()
+        .expect("secrets")
+        .to_owned();
+    let boots: Vec<Json> = lab
+        .talos_nodes()
+        .iter()
+        .map(|n| n["boots"].clone())
+        .collect();
+
+    // A new state declares the same cluster and gives its secrets once.
+    let w = Work::new(tf);
+    w.write("secrets.json", &secrets);
+    w.config(&format!(
+        r#"terraform {{
+  required_providers {{
+    infraflux = {{ source = "infraflux/infraflux" }}
+  }}
+}}
+
+resource "infraflux_talos_cluster" "adopted" {{
+  name               = "infraflux"
+  endpoint           = "https://{cp}:6443"
+  talos_version      = "v1.13.9"
+  kubernetes_version = "1.34.1"
+  machine_secrets_wo = file("${{path.module}}/secrets.json")
+  control_plane {{
+    hostname = "cp-1"
+    address  = "{cp}"
+  }}
+  worker {{
+    hostname = "worker-1"
+    address  = "{worker}"
+  }}
+}}
+"#,
+        cp = ip(11),
+        worker = ip(21),
+    ));
+    w.init();
+    if !tf.at_least(1, 11) {
+        // Write-only arguments need Terraform ≥ 1.11: older ones would store the secrets.
+        let out = w.fails(&["plan", "-no-color", "-input=false"]);
+        assert!(
+            out.text().contains("machine_secrets_wo is write-only")
+                && out.text().contains("Terraform 1.11 or later"),
+            "{}",
+            out.text()
+        );
+        return;
+    }
+    w.apply();
+    let r = w.resource("infraflux_talos_cluster.adopted");
+    assert_eq!(
+        r["machine_secrets"],
+        secrets.as_str(),
+        "the given secrets are used as they are"
+    );
+    assert!(r["machine_secrets_wo"].is_null());
+    let after: Vec<Json> = lab
+        .talos_nodes()
+        .iter()
+        .map(|n| n["boots"].clone())
+        .collect();
+    assert_eq!(boots, after, "adoption reinstalls and reboots nothing");
+    assert_eq!(
+        kubernetes_nodes(&w, r["kubeconfig"].as_str().unwrap_or_default()),
+        sorted(&["cp-1", "worker-1"])
+    );
+    w.assert_plan_empty();
+});
