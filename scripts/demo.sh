@@ -107,5 +107,5 @@ if [[ "${INFRAFLUX_DEMO_WAIT:-1}" == "0" || -z "$LAB_PID" ]]; then
   exit 0
 fi
 step "the lab keeps running: Ctrl-C stops it (make demo-down removes $DEMO)"
-trap 'kill -INT "$LAB_PID" 2>/dev/null; wait "$LAB_PID" 2>/dev/null; exit 0' INT TERM
+trap '"$LAB" down --dir "$DEMO/lab" >/dev/null 2>&1 || kill "$LAB_PID" 2>/dev/null; wait "$LAB_PID" 2>/dev/null; echo; echo "demo: lab stopped"; exit 0' INT TERM
 wait "$LAB_PID"
