@@ -256,10 +256,9 @@ fn health(path: &str, qs: &[(String, String)]) -> Resp {
     text(StatusCode::OK, &body)
 }
 
-fn api_resources(group: &str) -> Value {
-    let resources: Vec<Value> = store::KINDS
+fn api_resources(kinds: &[&Kind], gv: &str) -> Value {
+    let resources: Vec<Value> = kinds
         .iter()
-        .filter(|k| k.group == group)
         .map(|k| {
             let mut r = json!({
                 "name": k.resource,
@@ -274,17 +273,50 @@ fn api_resources(group: &str) -> Value {
             r
         })
         .collect();
-    let gv = if group.is_empty() {
-        "v1".to_string()
-    } else {
-        format!("{group}/v1")
-    };
     json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources})
 }
 
-fn api_group(group: &str) -> Value {
-    let gv = json!({"groupVersion": format!("{group}/v1"), "version": "v1"});
-    json!({"name": group, "versions": [gv], "preferredVersion": gv})
+fn api_group(group: &str, versions: &[String]) -> Value {
+    let gvs: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
+        .collect();
+    let preferred = gvs.first().cloned().unwrap_or(Value::Null);
+    json!({"name": group, "versions": gvs, "preferredVersion": preferred})
+}
+
+/// Every group besides core with its versions (preferred first): the built-in ones, then
+/// the CRDs' groups by name (as the aggregator orders them: by priority, then name).
+fn all_groups(api: &ApiServer) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = store::GROUPS
+        .iter()
+        .map(|g| (g.to_string(), vec!["v1".to_string()]))
+        .collect();
+    for (g, vs) in api.store.custom_groups() {
+        if let Some((_, have)) = out.iter_mut().find(|(name, _)| *name == g) {
+            have.extend(vs.into_iter().filter(|v| v != "v1"));
+        } else {
+            out.push((g, vs));
+        }
+    }
+    out
+}
+
+/// The kinds a group version serves.
+fn kinds_of(api: &ApiServer, group: &str, version: &str) -> Vec<&'static Kind> {
+    let mut ks: Vec<&'static Kind> = store::KINDS
+        .iter()
+        .filter(|k| k.group == group && k.version == version)
+        .collect();
+    let mut custom: Vec<&'static Kind> = api
+        .store
+        .custom_kinds()
+        .into_iter()
+        .filter(|k| k.group == group && k.version == version)
+        .collect();
+    custom.sort_by_key(|k| k.resource);
+    ks.extend(custom);
+    ks
 }
 
 /// A name is valid for the resource (namespaces and services: DNS-1123 label; others:
@@ -338,9 +370,14 @@ struct Target<'a> {
     name: Option<&'a str>,
 }
 
-fn parse_target<'a>(group: &str, rest: &'a str) -> Result<Target<'a>, ()> {
+fn parse_target<'a>(
+    api: &ApiServer,
+    group: &str,
+    version: &str,
+    rest: &'a str,
+) -> Result<Target<'a>, ()> {
     let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
-    let k = |r: &str| store::kind_in(group, r).ok_or(());
+    let k = |r: &str| api.store.find(group, version, r).ok_or(());
     match parts.as_slice() {
         [r] => Ok(Target {
             kind: k(r)?,
@@ -424,10 +461,19 @@ pub async fn handle(api: Arc<ApiServer>, identity: Identity, req: Req) -> Resp {
     // Discovery (authenticated users, system:discovery): /api, /api/v1, /apis,
     // /apis/<group>, /apis/<group>/v1.
     let trimmed = path.trim_end_matches('/');
+    let groups = if trimmed.starts_with("/apis") {
+        all_groups(&api)
+    } else {
+        Vec::new()
+    };
     let group_doc = trimmed.strip_prefix("/apis/").and_then(|g| {
         let (group, version) = g.split_once('/').unwrap_or((g, ""));
-        (store::GROUPS.contains(&group) && (version.is_empty() || version == "v1"))
-            .then_some((group, version.is_empty()))
+        groups
+            .iter()
+            .find(|(name, vs)| {
+                name == group && (version.is_empty() || vs.iter().any(|v| v == version))
+            })
+            .map(|(name, vs)| (name.as_str(), version, vs))
     });
     let discovery = matches!(trimmed, "/api" | "/api/v1" | "/apis")
         || group_doc.is_some()
@@ -447,22 +493,28 @@ pub async fn handle(api: Arc<ApiServer>, identity: Identity, req: Req) -> Resp {
                     ],
                 }),
             ),
-            ("/api/v1", _) => json_resp(StatusCode::OK, &api_resources("")),
+            ("/api/v1", _) => json_resp(
+                StatusCode::OK,
+                &api_resources(&kinds_of(&api, "", "v1"), "v1"),
+            ),
             ("/apis", _) => json_resp(
                 StatusCode::OK,
                 &json!({
                     "kind": "APIGroupList",
                     "apiVersion": "v1",
-                    "groups": store::GROUPS.iter().map(|g| api_group(g)).collect::<Vec<_>>(),
+                    "groups": groups.iter().map(|(g, vs)| api_group(g, vs)).collect::<Vec<_>>(),
                 }),
             ),
-            (_, Some((g, true))) => {
-                let mut doc = api_group(g);
+            (_, Some((g, "", vs))) => {
+                let mut doc = api_group(g, vs);
                 doc["kind"] = json!("APIGroup");
                 doc["apiVersion"] = json!("v1");
                 json_resp(StatusCode::OK, &doc)
             }
-            (_, Some((g, false))) => json_resp(StatusCode::OK, &api_resources(g)),
+            (_, Some((g, v, _))) => json_resp(
+                StatusCode::OK,
+                &api_resources(&kinds_of(&api, g, v), &format!("{g}/{v}")),
+            ),
             _ => status(
                 404,
                 "NotFound",
@@ -472,15 +524,15 @@ pub async fn handle(api: Arc<ApiServer>, identity: Identity, req: Req) -> Resp {
         };
     }
     let routed = if let Some(rest) = path.strip_prefix("/api/v1/") {
-        Some(("", rest))
+        Some(("", "v1", rest))
     } else {
         path.strip_prefix("/apis/").and_then(|r| {
             let mut it = r.splitn(3, '/');
             let (g, v, rest) = (it.next()?, it.next()?, it.next()?);
-            (v == "v1" && store::GROUPS.contains(&g)).then_some((g, rest))
+            Some((g, v, rest))
         })
     };
-    let Some((group, rest)) = routed else {
+    let Some((group, version, rest)) = routed else {
         if !user.masters() {
             return forbidden_path(&user, &path);
         }
@@ -494,7 +546,17 @@ pub async fn handle(api: Arc<ApiServer>, identity: Identity, req: Req) -> Resp {
         }
         return text(StatusCode::NOT_FOUND, "404 page not found\n");
     };
-    let Ok(target) = parse_target(group, rest) else {
+    let known = group.is_empty()
+        || (version == "v1" && store::GROUPS.contains(&group))
+        || api
+            .store
+            .custom_groups()
+            .iter()
+            .any(|(g, vs)| g == group && vs.iter().any(|v| v == version));
+    if !known && !user.masters() {
+        return forbidden_path(&user, &path);
+    }
+    let Ok(target) = parse_target(&api, group, version, rest) else {
         return status(
             404,
             "NotFound",
@@ -823,6 +885,16 @@ fn serve_resource(
             if let Some(why) = name_error(k.resource, &name) {
                 return invalid(k.kind, &name, "metadata.name", &name, &why);
             }
+            if k.namespaced && store.terminating(ns) {
+                return terminating(k, &name, ns);
+            }
+            let crd = k.resource == "customresourcedefinitions";
+            if crd {
+                if let Err(r) = crd_validate(&obj, &name) {
+                    return *r;
+                }
+                obj["status"] = crd_initial_status(&mut obj);
+            }
             // Defaulting, as the real server does it.
             if k.resource == "secrets"
                 && obj
@@ -837,7 +909,12 @@ fn serve_resource(
             }
             ssa::track_update(None, &mut obj, &updater(qs, headers), &now());
             match store.create(k, ns, obj) {
-                Ok(v) => json_resp(StatusCode::CREATED, &render(v)),
+                Ok(v) => {
+                    if crd {
+                        tokio::spawn(establish(api.store.clone(), name));
+                    }
+                    json_resp(StatusCode::CREATED, &render(v))
+                }
                 Err(e) => store_err(e),
             }
         }
@@ -870,12 +947,11 @@ fn serve_resource(
             let name = t.name.unwrap_or_default();
             match store.delete(k, ns, name) {
                 Ok(v) if k.resource == "namespaces" => {
-                    let mut v = v;
-                    v["metadata"]["deletionTimestamp"] =
-                        json!(store::rfc3339(std::time::SystemTime::now()));
-                    v["status"] = json!({"phase": "Terminating"});
+                    tokio::spawn(finish_namespace(api.store.clone(), name.to_string()));
                     json_resp(StatusCode::OK, &v)
                 }
+                // Finalizers hold it: the marked object is the answer.
+                Ok(v) if store.get(k, ns, name).is_ok() => json_resp(StatusCode::OK, &render(v)),
                 Ok(v) => json_resp(
                     StatusCode::OK,
                     &json!({
@@ -914,6 +990,216 @@ fn serve_resource(
             Some(json!({})),
         ),
     }
+}
+
+/// The namespace lifecycle admission's refusal.
+fn terminating(k: &Kind, name: &str, ns: &str) -> Resp {
+    let why =
+        format!("unable to create new content in namespace {ns} because it is being terminated");
+    let mut d = details(&k.qualified(), name);
+    d["causes"] =
+        json!([{"reason": "NamespaceTerminating", "message": why, "field": "metadata.namespace"}]);
+    status(
+        403,
+        "Forbidden",
+        &format!("{} \"{name}\" is forbidden: {why}", k.qualified()),
+        Some(d),
+    )
+}
+
+/// The namespace controller: once nothing is left in a Terminating namespace (objects with
+/// finalizers hold it), the namespace goes.
+async fn finish_namespace(store: Arc<store::Store>, name: String) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        if store.finish_namespace(&name) {
+            return;
+        }
+    }
+}
+
+/// What CRD validation checks here: the name is `<plural>.<group>` (the real message), and
+/// the fields the rest of the server reads are there.
+fn crd_validate(obj: &Value, name: &str) -> Result<(), Early> {
+    let kind = "CustomResourceDefinition.apiextensions.k8s.io";
+    let s = |p: &str| obj.pointer(p).and_then(Value::as_str).unwrap_or_default();
+    let (plural, group) = (s("/spec/names/plural"), s("/spec/group"));
+    for (field, v) in [
+        ("spec.group", group),
+        ("spec.names.plural", plural),
+        ("spec.names.kind", s("/spec/names/kind")),
+    ] {
+        if v.is_empty() {
+            return Err(Box::new(invalid(kind, name, field, "", "Required value")));
+        }
+    }
+    if name != format!("{plural}.{group}") {
+        return Err(Box::new(invalid(
+            kind,
+            name,
+            "metadata.name",
+            name,
+            "must be spec.names.plural+\".\"+spec.group",
+        )));
+    }
+    let scope = s("/spec/scope");
+    if scope != "Namespaced" && scope != "Cluster" {
+        let why = if scope.is_empty() {
+            "Required value".to_string()
+        } else {
+            "Unsupported value: \"".to_string()
+                + scope
+                + "\": supported values: \"Cluster\", \"Namespaced\""
+        };
+        if scope.is_empty() {
+            return Err(Box::new(invalid(kind, name, "spec.scope", "", &why)));
+        }
+        return Err(Box::new(status(
+            422,
+            "Invalid",
+            &format!("{kind} \"{name}\" is invalid: spec.scope: {why}"),
+            Some(
+                json!({"name": name, "group": "apiextensions.k8s.io", "kind": "CustomResourceDefinition",
+                "causes": [{"reason": "FieldValueNotSupported", "message": why, "field": "spec.scope"}]}),
+            ),
+        )));
+    }
+    let versions = obj.pointer("/spec/versions").and_then(Value::as_array);
+    let storage = versions.map_or(0, |vs| vs.iter().filter(|v| v["storage"] == true).count());
+    if storage != 1 {
+        return Err(Box::new(invalid(
+            kind,
+            name,
+            "spec.versions",
+            "",
+            "Invalid value: must have exactly one version marked as storage version",
+        )));
+    }
+    Ok(())
+}
+
+/// A CRD's status as created: nothing accepted yet, the storage version stored. The names'
+/// defaults (singular: the kind in lower case; listKind: `<kind>List`) are set first.
+fn crd_initial_status(obj: &mut Value) -> Value {
+    let kind = obj["spec"]["names"]["kind"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let names = &mut obj["spec"]["names"];
+    if names["singular"].as_str().is_none_or(str::is_empty) {
+        names["singular"] = json!(kind.to_lowercase());
+    }
+    if names["listKind"].as_str().is_none_or(str::is_empty) {
+        names["listKind"] = json!(format!("{kind}List"));
+    }
+    let stored: Vec<Value> = obj["spec"]["versions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|v| v["storage"] == true)
+        .map(|v| v["name"].clone())
+        .collect();
+    json!({"acceptedNames": {"plural": "", "kind": ""}, "storedVersions": stored})
+}
+
+/// The naming and establishing controllers: a moment after creation the names are accepted
+/// (unless another CRD of the group holds them) and the CRD is Established.
+async fn establish(store: Arc<store::Store>, name: String) {
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let crds = store::kind_in("apiextensions.k8s.io", "customresourcedefinitions").expect("crds");
+    let Ok(mut crd) = store.get(crds, "", &name) else {
+        return;
+    };
+    let names = crd["spec"]["names"].clone();
+    let group = crd["spec"]["group"].clone();
+    let (others, _) = store.list(crds, None);
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let singular = |n: &Value| {
+        n["singular"]
+            .as_str()
+            .filter(|x| !x.is_empty())
+            .map_or_else(|| s(&n["kind"]).to_lowercase(), str::to_string)
+    };
+    let mut conflict = None;
+    for o in others
+        .iter()
+        .filter(|o| o["metadata"]["name"] != json!(name) && o["spec"]["group"] == group)
+    {
+        let theirs = &o["status"]["acceptedNames"];
+        if s(&theirs["plural"]).is_empty() {
+            continue;
+        }
+        let their_short: Vec<String> = theirs["shortNames"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(s)
+            .collect();
+        let their_resources = [s(&theirs["plural"]), singular(theirs)];
+        if their_resources.contains(&s(&names["plural"])) {
+            conflict = Some((
+                "PluralConflict",
+                format!("\"{}\" is already in use", s(&names["plural"])),
+            ));
+        } else if their_resources.contains(&singular(&names)) {
+            conflict = Some((
+                "SingularConflict",
+                format!("\"{}\" is already in use", singular(&names)),
+            ));
+        } else if let Some(sn) = names["shortNames"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(s)
+            .find(|x| their_short.contains(x))
+        {
+            conflict = Some(("ShortNamesConflict", format!("\"{sn}\" is already in use")));
+        } else if s(&theirs["kind"]) == s(&names["kind"]) {
+            conflict = Some((
+                "KindConflict",
+                format!("\"{}\" is already in use", s(&names["kind"])),
+            ));
+        }
+        if conflict.is_some() {
+            break;
+        }
+    }
+    let now = now();
+    let cond = |t: &str, st: &str, reason: &str, msg: &str| json!({"type": t, "status": st, "lastTransitionTime": now, "reason": reason, "message": msg});
+    match conflict {
+        None => {
+            let mut accepted = names.clone();
+            accepted["singular"] = json!(singular(&names));
+            if accepted.get("listKind").is_none() {
+                accepted["listKind"] = json!(format!("{}List", s(&names["kind"])));
+            }
+            crd["status"]["acceptedNames"] = accepted;
+            crd["status"]["conditions"] = json!([
+                cond("NamesAccepted", "True", "NoConflicts", "no conflicts found"),
+                cond(
+                    "Established",
+                    "True",
+                    "InitialNamesAccepted",
+                    "the initial names have been accepted"
+                ),
+            ]);
+        }
+        Some((reason, msg)) => {
+            crd["status"]["conditions"] = json!([
+                cond("NamesAccepted", "False", reason, &msg),
+                cond(
+                    "Established",
+                    "False",
+                    "NotAccepted",
+                    "not all names are accepted"
+                ),
+            ]);
+        }
+    }
+    if let Some(m) = crd["metadata"].as_object_mut() {
+        m.remove("resourceVersion");
+    }
+    let _ = store.update(crds, "", &name, crd);
 }
 
 fn patch(
@@ -1002,6 +1288,9 @@ fn patch(
                     {
                         return not_found("namespaces", ns);
                     }
+                    if k.namespaced && store.terminating(ns) {
+                        return terminating(k, name, ns);
+                    }
                     None
                 }
                 Err(e) => return store_err(e),
@@ -1023,9 +1312,21 @@ fn patch(
                         Some(json!({"causes": causes})),
                     );
                 }
-                Ok(obj) if live.is_none() => {
+                Ok(mut obj) if live.is_none() => {
+                    let crd = k.resource == "customresourcedefinitions";
+                    if crd {
+                        if let Err(r) = crd_validate(&obj, name) {
+                            return *r;
+                        }
+                        obj["status"] = crd_initial_status(&mut obj);
+                    }
                     return match store.create(k, ns, obj) {
-                        Ok(v) => json_resp(StatusCode::CREATED, &v),
+                        Ok(v) => {
+                            if crd {
+                                tokio::spawn(establish(api.store.clone(), name.to_string()));
+                            }
+                            json_resp(StatusCode::CREATED, &api.view(k, v))
+                        }
                         Err(e) => store_err(e),
                     };
                 }
@@ -1261,7 +1562,10 @@ fn table(k: &Kind, items: &[Value], rv: u64) -> Value {
                 col("Status", "string", 0),
                 col("Age", "string", 0),
             ],
-            Box::new(move |o| vec![name(o), json!("Active"), json!(age(o))]),
+            Box::new(move |o| {
+                let phase = o["status"]["phase"].as_str().unwrap_or("Active");
+                vec![name(o), json!(phase), json!(age(o))]
+            }),
         ),
         "configmaps" => (
             vec![

@@ -134,6 +134,12 @@ impl ApiServer {
                 workloads::deployment(obj, &self.node_infos(), &since)
             }
             ("apps", "daemonsets") => workloads::daemonset(obj, &self.node_infos()),
+            // A custom object reads in the version asked for.
+            _ if store::kind_in(k.group, k.resource).is_none() => {
+                let mut obj = obj;
+                obj["apiVersion"] = json!(k.api_version());
+                obj
+            }
             _ => obj,
         }
     }

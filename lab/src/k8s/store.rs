@@ -181,6 +181,29 @@ pub const KINDS: &[Kind] = &[
         verbs: ALL_VERBS,
         has_spec: false,
     },
+    Kind {
+        group: "apiextensions.k8s.io",
+        version: "v1",
+        resource: "customresourcedefinitions",
+        singular: "customresourcedefinition",
+        kind: "CustomResourceDefinition",
+        namespaced: false,
+        short_names: &["crd", "crds"],
+        verbs: ALL_VERBS,
+        has_spec: true,
+    },
+];
+
+/// The verbs discovery lists for a custom resource (in the apiextensions server's order).
+pub const CUSTOM_VERBS: &[&str] = &[
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "create",
+    "update",
+    "watch",
 ];
 
 /// A core/v1 kind by resource name.
@@ -216,7 +239,7 @@ impl Kind {
 }
 
 /// API groups besides core, in discovery order.
-pub const GROUPS: &[&str] = &["apps", "rbac.authorization.k8s.io"];
+pub const GROUPS: &[&str] = &["apps", "rbac.authorization.k8s.io", "apiextensions.k8s.io"];
 
 /// RFC 3339 in UTC, second precision, as Kubernetes writes timestamps.
 pub fn rfc3339(t: SystemTime) -> String {
@@ -304,6 +327,9 @@ pub struct Store {
     /// A CNI made pod networking ready (Talos's flannel does from the start; a Cilium install
     /// sets this).
     pub cni_ready: Mutex<bool>,
+    /// Kinds built from CustomResourceDefinitions (leaked once per distinct definition, so
+    /// they can be `&'static` like the built-in ones).
+    custom: Mutex<HashMap<String, &'static Kind>>,
 }
 
 impl Default for Store {
@@ -318,6 +344,7 @@ impl Store {
             inner: Mutex::new(Inner::default()),
             events: tokio::sync::broadcast::channel(1024).0,
             cni_ready: Mutex::new(false),
+            custom: Mutex::new(HashMap::new()),
         };
         for ns in ["default", "kube-node-lease", "kube-public", "kube-system"] {
             let _ = s.create(
@@ -443,7 +470,14 @@ impl Store {
         // Server-owned metadata survives.
         let old_meta = old["metadata"].clone();
         let meta = meta_of(&mut obj);
-        for f in ["uid", "creationTimestamp", "namespace", "generation"] {
+        for f in [
+            "uid",
+            "creationTimestamp",
+            "namespace",
+            "generation",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+        ] {
             match old_meta.get(f) {
                 Some(v) => {
                     meta.insert(f.into(), v.clone());
@@ -467,6 +501,15 @@ impl Store {
         );
         if cmp == old {
             return Ok(old);
+        }
+        // The last finalizer of an object being deleted is gone: it goes.
+        if k.resource != "namespaces"
+            && obj.pointer("/metadata/deletionTimestamp").is_some()
+            && !has_finalizers(&obj)
+        {
+            g.objects.remove(&key);
+            self.emit_deleted(&mut g, key, obj.clone());
+            return Ok(obj);
         }
         g.rv += 1;
         let rv = g.rv;
@@ -528,14 +571,20 @@ impl Store {
         (rx, replay, g.rv)
     }
 
+    /// Delete. An object with `metadata.finalizers` (and a namespace, which always has the
+    /// `kubernetes` finalizer) is only marked: `deletionTimestamp` is set and it stays until its
+    /// finalizers are cleared. A namespace's objects are deleted with it (each by the same
+    /// rule); a CustomResourceDefinition takes its custom objects along.
     pub fn delete(&self, k: &Kind, ns: &str, name: &str) -> Result<Value, StoreError> {
         let mut g = self.lock();
         let key = (k.qualified(), ns.to_string(), name.to_string());
-        let obj = g.objects.remove(&key).ok_or_else(|| StoreError::NotFound {
-            resource: k.qualified(),
-            name: name.into(),
-        })?;
-        let mut gone = vec![(k.qualified(), ns.to_string(), obj.clone())];
+        if !g.objects.contains_key(&key) {
+            return Err(StoreError::NotFound {
+                resource: k.qualified(),
+                name: name.into(),
+            });
+        }
+        let obj = self.delete_locked(&mut g, &key, k.resource == "namespaces");
         if k.resource == "namespaces" {
             let inside: Vec<Key> = g
                 .objects
@@ -544,27 +593,193 @@ impl Store {
                 .cloned()
                 .collect();
             for key in inside {
+                self.delete_locked(&mut g, &key, false);
+            }
+        }
+        if k.qualified() == "customresourcedefinitions.apiextensions.k8s.io" {
+            let owned: Vec<Key> = g
+                .objects
+                .keys()
+                .filter(|(r, _, _)| r == name)
+                .cloned()
+                .collect();
+            for key in owned {
                 if let Some(o) = g.objects.remove(&key) {
-                    gone.push((key.0, key.1, o));
+                    self.emit_deleted(&mut g, key, o);
                 }
             }
         }
-        for (resource, namespace, mut o) in gone {
-            g.rv += 1;
-            let rv = g.rv;
-            meta_of(&mut o).insert("resourceVersion".into(), json!(rv.to_string()));
-            g.emit(
-                &self.events,
-                Event {
-                    kind: "DELETED",
-                    resource,
-                    namespace,
-                    rv,
-                    object: o,
-                },
-            );
-        }
         Ok(obj)
+    }
+
+    fn emit_deleted(&self, g: &mut Inner, key: Key, mut o: Value) {
+        g.rv += 1;
+        let rv = g.rv;
+        meta_of(&mut o).insert("resourceVersion".into(), json!(rv.to_string()));
+        g.emit(
+            &self.events,
+            Event {
+                kind: "DELETED",
+                resource: key.0,
+                namespace: key.1,
+                rv,
+                object: o,
+            },
+        );
+    }
+
+    /// Remove one object, or mark it when finalizers hold it; returns it as it ends up.
+    fn delete_locked(&self, g: &mut Inner, key: &Key, namespace: bool) -> Value {
+        let Some(mut o) = g.objects.get(key).cloned() else {
+            return Value::Null;
+        };
+        if !namespace && !has_finalizers(&o) {
+            g.objects.remove(key);
+            self.emit_deleted(g, key.clone(), o.clone());
+            return o;
+        }
+        if o.pointer("/metadata/deletionTimestamp").is_some() {
+            return o;
+        }
+        let meta = meta_of(&mut o);
+        meta.insert(
+            "deletionTimestamp".into(),
+            json!(rfc3339(SystemTime::now())),
+        );
+        meta.insert("deletionGracePeriodSeconds".into(), json!(0));
+        if namespace {
+            o["spec"]["finalizers"] = json!(["kubernetes"]);
+            o["status"]["phase"] = json!("Terminating");
+        }
+        g.rv += 1;
+        let rv = g.rv;
+        meta_of(&mut o).insert("resourceVersion".into(), json!(rv.to_string()));
+        g.objects.insert(key.clone(), o.clone());
+        g.emit(
+            &self.events,
+            Event {
+                kind: "MODIFIED",
+                resource: key.0.clone(),
+                namespace: key.1.clone(),
+                rv,
+                object: o.clone(),
+            },
+        );
+        o
+    }
+
+    /// The namespace controller's last step: a Terminating namespace with nothing left in it
+    /// goes away. True once it is gone (or was never there).
+    pub fn finish_namespace(&self, name: &str) -> bool {
+        let mut g = self.lock();
+        let key = ("namespaces".to_string(), String::new(), name.to_string());
+        let Some(o) = g.objects.get(&key) else {
+            return true;
+        };
+        if o.pointer("/metadata/deletionTimestamp").is_none() {
+            return true;
+        }
+        if g.objects.keys().any(|(_, n, _)| n == name) {
+            return false;
+        }
+        if let Some(o) = g.objects.remove(&key) {
+            self.emit_deleted(&mut g, key, o);
+        }
+        true
+    }
+
+    /// A namespace that is being deleted.
+    pub fn terminating(&self, ns: &str) -> bool {
+        self.lock()
+            .objects
+            .get(&("namespaces".to_string(), String::new(), ns.to_string()))
+            .is_some_and(|o| o.pointer("/metadata/deletionTimestamp").is_some())
+    }
+
+    /// The kinds the Established CustomResourceDefinitions serve (one per served version).
+    pub fn custom_kinds(&self) -> Vec<&'static Kind> {
+        let crds = kind_in("apiextensions.k8s.io", "customresourcedefinitions").expect("crds");
+        let (items, _) = self.list(crds, None);
+        let mut cache = self.custom.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        for c in items {
+            let established = c["status"]["conditions"].as_array().is_some_and(|cs| {
+                cs.iter()
+                    .any(|x| x["type"] == "Established" && x["status"] == "True")
+            });
+            if !established || c.pointer("/metadata/deletionTimestamp").is_some() {
+                continue;
+            }
+            let names = &c["status"]["acceptedNames"];
+            let str_of = |v: &Value| v.as_str().unwrap_or_default().to_string();
+            let group = str_of(&c["spec"]["group"]);
+            let plural = str_of(&names["plural"]);
+            let kind = str_of(&names["kind"]);
+            let singular = names["singular"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .map_or_else(|| kind.to_lowercase(), str::to_string);
+            let short: Vec<String> = names["shortNames"]
+                .as_array()
+                .map(|a| a.iter().map(str_of).collect())
+                .unwrap_or_default();
+            let namespaced = c["spec"]["scope"] != "Cluster";
+            for v in c["spec"]["versions"].as_array().into_iter().flatten() {
+                if v["served"] == false {
+                    continue;
+                }
+                let version = str_of(&v["name"]);
+                let sig =
+                    json!([group, version, plural, singular, kind, namespaced, short]).to_string();
+                let k = *cache.entry(sig).or_insert_with(|| {
+                    let leak = |s: &str| -> &'static str { Box::leak(s.into()) };
+                    let short: Vec<&'static str> = short.iter().map(|s| leak(s)).collect();
+                    Box::leak(Box::new(Kind {
+                        group: leak(&group),
+                        version: leak(&version),
+                        resource: leak(&plural),
+                        singular: leak(&singular),
+                        kind: leak(&kind),
+                        namespaced,
+                        short_names: Box::leak(short.into_boxed_slice()),
+                        verbs: CUSTOM_VERBS,
+                        has_spec: true,
+                    }))
+                });
+                out.push(k);
+            }
+        }
+        out
+    }
+
+    /// A served kind by group, version and resource: built-in or from a CRD.
+    pub fn find(&self, group: &str, version: &str, resource: &str) -> Option<&'static Kind> {
+        if let Some(k) = kind_in(group, resource)
+            && k.version == version
+        {
+            return Some(k);
+        }
+        self.custom_kinds()
+            .into_iter()
+            .find(|k| k.group == group && k.version == version && k.resource == resource)
+    }
+
+    /// The groups CRDs serve, by name, each with its versions (preferred first).
+    pub fn custom_groups(&self) -> Vec<(String, Vec<String>)> {
+        let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for k in self.custom_kinds() {
+            let vs = groups.entry(k.group.to_string()).or_default();
+            if !vs.iter().any(|v| v == k.version) {
+                vs.push(k.version.to_string());
+            }
+        }
+        groups
+            .into_iter()
+            .map(|(g, mut vs)| {
+                vs.sort_by(|a, b| version_order(a, b));
+                (g, vs)
+            })
+            .collect()
     }
 
     /// Kubelet registration: create the Node once per boot of a Talos node (a deleted Node
@@ -586,6 +801,41 @@ impl Store {
         }
         self.lock().registered.insert(vmid, boots);
     }
+}
+
+fn has_finalizers(o: &Value) -> bool {
+    o.pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .is_some_and(|f| !f.is_empty())
+}
+
+/// Kubernetes version priority: GA before beta before alpha, higher numbers first, others
+/// last by name.
+pub fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
+    let rank = |v: &str| -> (u8, i64, i64, String) {
+        let Some(rest) = v.strip_prefix('v') else {
+            return (3, 0, 0, v.to_string());
+        };
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        let Ok(major) = digits.parse::<i64>() else {
+            return (3, 0, 0, v.to_string());
+        };
+        let tail = &rest[digits.len()..];
+        let (stage, minor) = if tail.is_empty() {
+            (0, 0)
+        } else if let Some(n) = tail.strip_prefix("beta") {
+            (1, n.parse().unwrap_or(-1))
+        } else if let Some(n) = tail.strip_prefix("alpha") {
+            (2, n.parse().unwrap_or(-1))
+        } else {
+            return (3, 0, 0, v.to_string());
+        };
+        if minor < 0 {
+            return (3, 0, 0, v.to_string());
+        }
+        (stage, -major, -minor, String::new())
+    };
+    rank(a).cmp(&rank(b))
 }
 
 fn meta_of(obj: &mut Value) -> &mut Map<String, Value> {

@@ -1433,7 +1433,10 @@ async fn api_groups_and_workload_status() {
         .iter()
         .filter_map(|g| g["name"].as_str())
         .collect();
-    assert_eq!(names, ["apps", "rbac.authorization.k8s.io"]);
+    assert_eq!(
+        names,
+        ["apps", "rbac.authorization.k8s.io", "apiextensions.k8s.io"]
+    );
     assert_eq!(
         groups["groups"][0]["preferredVersion"],
         serde_json::json!({"groupVersion": "apps/v1", "version": "v1"})
@@ -1567,5 +1570,513 @@ async fn api_groups_and_workload_status() {
         .expect("delete");
     let body: Value = r.json().await.expect("json");
     assert_eq!(body["details"]["group"], "rbac.authorization.k8s.io");
+    t.lab.shutdown().await;
+}
+
+/// A cluster of one control plane at `ip` (…1) with its endpoint (…10); the admin client
+/// and the kubeconfig YAML.
+async fn one_node_cluster(
+    t: &T,
+    net: &str,
+    vmid: u32,
+    host: &str,
+) -> (reqwest::Client, String, Vec<u8>) {
+    let base = format!("https://{net}.10:6443");
+    let c = Cluster::with_endpoint(&base);
+    let cfg = c.node_config(
+        "controlplane",
+        &NodeOpts {
+            hostname: Some(host),
+            ..NodeOpts::default()
+        },
+    );
+    let mut cp = install(t, &c, vmid, &format!("{net}.1"), &cfg).await;
+    cp.bootstrap(infraflux_lab::talos::proto::machine::BootstrapRequest::default())
+        .await
+        .expect("Bootstrap");
+    let bytes = kubeconfig_bytes(&mut cp).await.expect("Kubeconfig");
+    let (_, _, yaml) = untar(&bytes).expect("archive").remove(0);
+    let kube = kube_client(&serde_yaml::from_slice(&yaml).expect("yaml"));
+    wait_nodes(&kube, &base, &[host]).await;
+    (kube, base, yaml)
+}
+
+fn crd(plural: &str, kind: &str, scope: &str, short: &[&str]) -> Value {
+    serde_json::json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("{plural}.example.com")},
+        "spec": {
+            "group": "example.com",
+            "scope": scope,
+            "names": {"plural": plural, "kind": kind, "shortNames": short},
+            "versions": [{
+                "name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+            }],
+        },
+    })
+}
+
+/// The CRD once its conditions are set (panics after 3 s).
+async fn wait_crd(kube: &reqwest::Client, base: &str, name: &str) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let (s, v) = get_json(
+            kube,
+            &format!("{base}/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"),
+        )
+        .await;
+        assert_eq!(s, 200, "{v}");
+        if v["status"]["conditions"].is_array() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "no conditions: {v}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn cond<'a>(crd: &'a Value, t: &str) -> &'a Value {
+    crd["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == t))
+        .unwrap_or(&Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_resource_definitions() {
+    use serde_json::json;
+    let t = T::with(fast()).await;
+    let (kube, base, yaml) = one_node_cluster(&t, "127.77.30", 501, "crd-cp").await;
+    let json_ct = "application/json";
+    let crds = format!("{base}/apis/apiextensions.k8s.io/v1/customresourcedefinitions");
+    let widgets = format!("{base}/apis/example.com/v1/namespaces/default/widgets");
+
+    // Discovery serves apiextensions; no custom resource yet: the real 404.
+    let (_, d) = get_json(&kube, &format!("{base}/apis/apiextensions.k8s.io/v1")).await;
+    assert_eq!(d["resources"][0]["name"], "customresourcedefinitions");
+    assert_eq!(d["resources"][0]["shortNames"], json!(["crd", "crds"]));
+    let (s, e) = get_json(&kube, &widgets).await;
+    assert_eq!(
+        (s, e["message"].as_str()),
+        (
+            404,
+            Some("the server could not find the requested resource")
+        )
+    );
+
+    // The name must be <plural>.<group>.
+    let mut bad = crd("widgets", "Widget", "Namespaced", &["wd"]);
+    bad["metadata"]["name"] = json!("foo.example.com");
+    let (s, e) = send(&kube, reqwest::Method::POST, &crds, json_ct, &bad).await;
+    assert_eq!(s, 422, "{e}");
+    assert_eq!(
+        e["message"],
+        "CustomResourceDefinition.apiextensions.k8s.io \"foo.example.com\" is invalid: metadata.name: Invalid value: \"foo.example.com\": must be spec.names.plural+\".\"+spec.group"
+    );
+    assert_eq!(e["details"]["causes"][0]["field"], "metadata.name");
+
+    // Created: nothing accepted yet; a moment later NamesAccepted and Established.
+    let (s, made) = send(
+        &kube,
+        reqwest::Method::POST,
+        &crds,
+        json_ct,
+        &crd("widgets", "Widget", "Namespaced", &["wd"]),
+    )
+    .await;
+    assert_eq!(s, 201, "{made}");
+    assert!(made["status"]["conditions"].is_null(), "{made}");
+    assert_eq!(made["status"]["storedVersions"], json!(["v1"]));
+    let est = wait_crd(&kube, &base, "widgets.example.com").await;
+    assert_eq!(
+        (
+            cond(&est, "NamesAccepted")["status"].as_str(),
+            cond(&est, "NamesAccepted")["reason"].as_str()
+        ),
+        (Some("True"), Some("NoConflicts"))
+    );
+    assert_eq!(
+        (
+            cond(&est, "Established")["status"].as_str(),
+            cond(&est, "Established")["reason"].as_str()
+        ),
+        (Some("True"), Some("InitialNamesAccepted"))
+    );
+    assert_eq!(est["status"]["acceptedNames"]["kind"], "Widget");
+    assert_eq!(est["status"]["acceptedNames"]["singular"], "widget");
+    assert_eq!(est["status"]["acceptedNames"]["listKind"], "WidgetList");
+
+    // Discovery: the group last, its resource with kind, scope, verbs and short names.
+    let (_, groups) = get_json(&kube, &format!("{base}/apis")).await;
+    let last = groups["groups"].as_array().expect("groups").last().cloned();
+    assert_eq!(
+        last,
+        Some(json!({"name": "example.com",
+            "versions": [{"groupVersion": "example.com/v1", "version": "v1"}],
+            "preferredVersion": {"groupVersion": "example.com/v1", "version": "v1"}}))
+    );
+    let (_, rl) = get_json(&kube, &format!("{base}/apis/example.com/v1")).await;
+    assert_eq!(rl["groupVersion"], "example.com/v1");
+    assert_eq!(
+        rl["resources"][0],
+        json!({"name": "widgets", "singularName": "widget", "namespaced": true, "kind": "Widget",
+            "verbs": ["delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"],
+            "shortNames": ["wd"]})
+    );
+    let (s, g) = get_json(&kube, &format!("{base}/apis/example.com")).await;
+    assert_eq!((s, g["kind"].as_str()), (200, Some("APIGroup")));
+
+    // Custom objects: create, get, list with a label selector, apply, update, delete.
+    for (name, tier) in [("a", "gold"), ("b", "silver")] {
+        let (s, w) = send(
+            &kube,
+            reqwest::Method::POST,
+            &widgets,
+            json_ct,
+            &json!({"apiVersion": "example.com/v1", "kind": "Widget",
+                "metadata": {"name": name, "labels": {"tier": tier}}, "spec": {"size": 3}}),
+        )
+        .await;
+        assert_eq!(s, 201, "{w}");
+        assert_eq!(w["metadata"]["namespace"], "default");
+        assert_eq!(w["metadata"]["generation"], 1);
+    }
+    let (s, w) = get_json(&kube, &format!("{widgets}/a")).await;
+    assert_eq!(
+        (s, w["kind"].as_str(), w["apiVersion"].as_str()),
+        (200, Some("Widget"), Some("example.com/v1"))
+    );
+    let (s, l) = get_json(&kube, &format!("{widgets}?labelSelector=tier%3Dgold")).await;
+    assert_eq!((s, l["kind"].as_str()), (200, Some("WidgetList")));
+    assert_eq!(l["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(l["items"][0]["metadata"]["name"], "a");
+    let (_, all) = get_json(&kube, &format!("{base}/apis/example.com/v1/widgets")).await;
+    assert_eq!(all["items"].as_array().map(Vec::len), Some(2));
+    let (s, e) = get_json(&kube, &format!("{widgets}/nope")).await;
+    assert_eq!(
+        (s, e["message"].as_str()),
+        (404, Some("widgets.example.com \"nope\" not found"))
+    );
+    let (s, ap) = send(
+        &kube,
+        reqwest::Method::PATCH,
+        &format!("{widgets}/c?fieldManager=tf"),
+        "application/apply-patch+yaml",
+        &json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "c"}, "spec": {"size": 1}}),
+    )
+    .await;
+    assert_eq!(s, 201, "{ap}");
+    assert_eq!(ap["metadata"]["managedFields"][0]["manager"], "tf");
+    let (s, up) = send(
+        &kube,
+        reqwest::Method::PATCH,
+        &format!("{widgets}/a"),
+        "application/merge-patch+json",
+        &json!({"spec": {"size": 5}}),
+    )
+    .await;
+    assert_eq!((s, up["metadata"]["generation"].as_i64()), (200, Some(2)));
+    let (s, dup) = send(
+        &kube,
+        reqwest::Method::POST,
+        &widgets,
+        json_ct,
+        &json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "a"}}),
+    )
+    .await;
+    assert_eq!(
+        (s, dup["message"].as_str()),
+        (409, Some("widgets.example.com \"a\" already exists"))
+    );
+    // A watch sees custom objects.
+    let mut w = watch(&kube, &format!("{widgets}?watch=1&timeoutSeconds=2")).await;
+    let mut names = Vec::new();
+    for _ in 0..3 {
+        names.push(ev(&w.next().await.expect("event")));
+    }
+    names.sort();
+    assert_eq!(names[0], ("ADDED".to_string(), "a".to_string()));
+
+    // Names another CRD of the group holds: NamesAccepted=False, not Established.
+    let (s, _) = send(&kube, reqwest::Method::POST, &crds, json_ct, &{
+        let mut c = crd("gizmos", "Widget", "Namespaced", &[]);
+        c["spec"]["names"]["singular"] = json!("gizmo");
+        c
+    })
+    .await;
+    assert_eq!(s, 201);
+    let c2 = wait_crd(&kube, &base, "gizmos.example.com").await;
+    assert_eq!(
+        (
+            cond(&c2, "NamesAccepted")["status"].as_str(),
+            cond(&c2, "NamesAccepted")["reason"].as_str(),
+            cond(&c2, "NamesAccepted")["message"].as_str()
+        ),
+        (
+            Some("False"),
+            Some("KindConflict"),
+            Some("\"Widget\" is already in use")
+        )
+    );
+    assert_eq!(cond(&c2, "Established")["status"], "False");
+    let (s, _) = get_json(
+        &kube,
+        &format!("{base}/apis/example.com/v1/namespaces/default/gizmos"),
+    )
+    .await;
+    assert_eq!(s, 404);
+
+    // A cluster-scoped CRD.
+    let (s, _) = send(
+        &kube,
+        reqwest::Method::POST,
+        &crds,
+        json_ct,
+        &crd("realms", "Realm", "Cluster", &[]),
+    )
+    .await;
+    assert_eq!(s, 201);
+    wait_crd(&kube, &base, "realms.example.com").await;
+    let (s, r) = send(
+        &kube,
+        reqwest::Method::POST,
+        &format!("{base}/apis/example.com/v1/realms"),
+        json_ct,
+        &json!({"apiVersion": "example.com/v1", "kind": "Realm", "metadata": {"name": "r1"}}),
+    )
+    .await;
+    assert_eq!(s, 201, "{r}");
+    assert!(r["metadata"].get("namespace").is_none());
+    let (s, _) = get_json(
+        &kube,
+        &format!("{base}/apis/example.com/v1/namespaces/default/realms"),
+    )
+    .await;
+    assert_eq!(s, 404);
+    let (_, rl) = get_json(&kube, &format!("{base}/apis/example.com/v1")).await;
+    let served: Vec<(String, bool)> = rl["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap_or_default().to_string(),
+                r["namespaced"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(
+        served,
+        [("realms".to_string(), false), ("widgets".to_string(), true)]
+    );
+
+    // The official Python client: create a CRD, wait for Established, custom objects.
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("kubeconfig");
+    std::fs::write(&path, &yaml).expect("write");
+    let script = r#"
+import sys, time
+from kubernetes import client, config
+config.load_kube_config(sys.argv[1])
+ext = client.ApiextensionsV1Api()
+ext.create_custom_resource_definition({
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "crontabs.stable.example.com"},
+    "spec": {"group": "stable.example.com", "scope": "Namespaced",
+             "names": {"plural": "crontabs", "singular": "crontab", "kind": "CronTab", "shortNames": ["ct"]},
+             "versions": [{"name": "v1", "served": True, "storage": True,
+                           "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]}})
+for _ in range(100):
+    c = ext.read_custom_resource_definition("crontabs.stable.example.com")
+    if any(x.type == "Established" and x.status == "True" for x in (c.status.conditions or [])):
+        break
+    time.sleep(0.05)
+print("established=" + c.status.accepted_names.kind)
+co = client.CustomObjectsApi()
+co.create_namespaced_custom_object("stable.example.com", "v1", "default", "crontabs",
+    {"apiVersion": "stable.example.com/v1", "kind": "CronTab", "metadata": {"name": "nightly"}, "spec": {"cronSpec": "0 0 * * *"}})
+items = co.list_namespaced_custom_object("stable.example.com", "v1", "default", "crontabs")["items"]
+print("crontabs=" + ",".join(i["metadata"]["name"] + ":" + i["spec"]["cronSpec"] for i in items))
+"#;
+    let py = venv_python();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(py)
+            .arg("-c")
+            .arg(script)
+            .arg(&path)
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("python runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "python failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        ["established=CronTab", "crontabs=nightly:0 0 * * *"]
+    );
+
+    // Deleting the CRD takes its objects and its discovery entry.
+    let r = kube
+        .delete(format!("{crds}/widgets.example.com"))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(r.status().as_u16(), 200);
+    let (s, _) = get_json(&kube, &format!("{widgets}/a")).await;
+    assert_eq!(s, 404);
+    let (_, rl) = get_json(&kube, &format!("{base}/apis/example.com/v1")).await;
+    assert_eq!(rl["resources"].as_array().map(Vec::len), Some(1));
+    // Recreated: the old objects do not come back.
+    let (s, _) = send(
+        &kube,
+        reqwest::Method::POST,
+        &crds,
+        json_ct,
+        &crd("widgets", "Widget", "Namespaced", &["wd"]),
+    )
+    .await;
+    assert_eq!(s, 201);
+    wait_crd(&kube, &base, "widgets.example.com").await;
+    let (s, l) = get_json(&kube, &widgets).await;
+    assert_eq!((s, l["items"].as_array().map(Vec::len)), (200, Some(0)));
+    t.lab.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespace_lifecycle_and_finalizers() {
+    use serde_json::json;
+    let t = T::with(fast()).await;
+    let (kube, base, _) = one_node_cluster(&t, "127.77.31", 511, "ns-cp").await;
+    let json_ct = "application/json";
+    let (s, _) = send(
+        &kube,
+        reqwest::Method::POST,
+        &format!("{base}/api/v1/namespaces"),
+        json_ct,
+        &json!({"metadata": {"name": "doomed"}}),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let cms = format!("{base}/api/v1/namespaces/doomed/configmaps");
+    for (name, fin) in [("plain", json!([])), ("held", json!(["example.com/hold"]))] {
+        let (s, _) = send(
+            &kube,
+            reqwest::Method::POST,
+            &cms,
+            json_ct,
+            &json!({"metadata": {"name": name, "finalizers": fin}}),
+        )
+        .await;
+        assert_eq!(s, 201);
+    }
+
+    // An object with finalizers: DELETE marks it, clearing the finalizers removes it.
+    let dcm = format!("{base}/api/v1/namespaces/default/configmaps");
+    let (s, _) = send(
+        &kube,
+        reqwest::Method::POST,
+        &dcm,
+        json_ct,
+        &json!({"metadata": {"name": "f", "finalizers": ["example.com/hold"]}}),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let r = kube
+        .delete(format!("{dcm}/f"))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(r.status().as_u16(), 200);
+    let marked: Value = r.json().await.expect("json");
+    assert_eq!(marked["kind"], "ConfigMap");
+    assert!(
+        marked["metadata"]["deletionTimestamp"].is_string(),
+        "{marked}"
+    );
+    let (s, still) = get_json(&kube, &format!("{dcm}/f")).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        still["metadata"]["deletionTimestamp"],
+        marked["metadata"]["deletionTimestamp"]
+    );
+    let (s, _) = send(
+        &kube,
+        reqwest::Method::PATCH,
+        &format!("{dcm}/f"),
+        "application/merge-patch+json",
+        &json!({"metadata": {"finalizers": null}}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = get_json(&kube, &format!("{dcm}/f")).await;
+    assert_eq!(s, 404);
+
+    // Deleting a namespace: Terminating with the kubernetes finalizer; its objects go (those
+    // with finalizers are marked); nothing new may be created in it.
+    let ns_url = format!("{base}/api/v1/namespaces/doomed");
+    let r = kube.delete(&ns_url).send().await.expect("delete ns");
+    assert_eq!(r.status().as_u16(), 200);
+    let ns: Value = r.json().await.expect("json");
+    assert_eq!(ns["status"]["phase"], "Terminating");
+    assert_eq!(ns["spec"]["finalizers"], json!(["kubernetes"]));
+    assert!(ns["metadata"]["deletionTimestamp"].is_string());
+    let (s, _) = get_json(&kube, &format!("{cms}/plain")).await;
+    assert_eq!(s, 404);
+    let (s, held) = get_json(&kube, &format!("{cms}/held")).await;
+    assert_eq!(s, 200);
+    assert!(held["metadata"]["deletionTimestamp"].is_string());
+    let (s, e) = send(
+        &kube,
+        reqwest::Method::POST,
+        &cms,
+        json_ct,
+        &json!({"metadata": {"name": "late"}}),
+    )
+    .await;
+    assert_eq!((s, e["reason"].as_str()), (403, Some("Forbidden")));
+    assert_eq!(
+        e["message"],
+        "configmaps \"late\" is forbidden: unable to create new content in namespace doomed because it is being terminated"
+    );
+    let (s, _) = send(
+        &kube,
+        reqwest::Method::PATCH,
+        &format!("{cms}/late2?fieldManager=tf"),
+        "application/apply-patch+yaml",
+        &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "late2"}}),
+    )
+    .await;
+    assert_eq!(s, 403);
+    // The held object keeps the namespace.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (s, ns) = get_json(&kube, &ns_url).await;
+    assert_eq!(
+        (s, ns["status"]["phase"].as_str()),
+        (200, Some("Terminating"))
+    );
+    let (s, _) = send(
+        &kube,
+        reqwest::Method::PATCH,
+        &format!("{cms}/held"),
+        "application/merge-patch+json",
+        &json!({"metadata": {"finalizers": null}}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let (s, _) = get_json(&kube, &ns_url).await;
+        if s == 404 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "namespace never went");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     t.lab.shutdown().await;
 }
