@@ -888,6 +888,9 @@ fn serve_resource(
             if k.namespaced && store.terminating(ns) {
                 return terminating(k, &name, ns);
             }
+            if let Some(r) = crd_terminating(store, k) {
+                return r;
+            }
             let crd = k.resource == "customresourcedefinitions";
             if crd {
                 if let Err(r) = crd_validate(&obj, &name) {
@@ -948,6 +951,10 @@ fn serve_resource(
             match store.delete(k, ns, name) {
                 Ok(v) if k.resource == "namespaces" => {
                     tokio::spawn(finish_namespace(api.store.clone(), name.to_string()));
+                    json_resp(StatusCode::OK, &v)
+                }
+                Ok(v) if k.resource == "customresourcedefinitions" => {
+                    tokio::spawn(finalize_crd(api.store.clone(), name.to_string()));
                     json_resp(StatusCode::OK, &v)
                 }
                 // Finalizers hold it: the marked object is the answer.
@@ -1016,6 +1023,34 @@ async fn finish_namespace(store: Arc<store::Store>, name: String) {
             return;
         }
     }
+}
+
+/// The CRD finalizer controller: a moment after the DELETE, the custom objects go, then the
+/// CRD (objects held by their own finalizers hold it).
+async fn finalize_crd(store: Arc<store::Store>, name: String) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        if store.finalize_crd(&name) {
+            return;
+        }
+    }
+}
+
+/// A custom object's CRD is being deleted: creation is refused (405, as the apiextensions
+/// server answers).
+fn crd_terminating(store: &store::Store, k: &Kind) -> Option<Resp> {
+    if store::kind_in(k.group, k.resource).is_some() {
+        return None;
+    }
+    let crds = store::kind_in("apiextensions.k8s.io", "customresourcedefinitions")?;
+    let crd = store.get(crds, "", &k.qualified()).ok()?;
+    crd.pointer("/metadata/deletionTimestamp")?;
+    Some(status(
+        405,
+        "MethodNotAllowed",
+        "create not allowed while custom resource definition is terminating",
+        Some(json!({"group": k.group, "kind": k.resource})),
+    ))
 }
 
 /// What CRD validation checks here: the name is `<plural>.<group>` (the real message), and
@@ -1290,6 +1325,9 @@ fn patch(
                     }
                     if k.namespaced && store.terminating(ns) {
                         return terminating(k, name, ns);
+                    }
+                    if let Some(r) = crd_terminating(store, k) {
+                        return r;
                     }
                     None
                 }

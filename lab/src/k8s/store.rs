@@ -584,7 +584,8 @@ impl Store {
                 name: name.into(),
             });
         }
-        let obj = self.delete_locked(&mut g, &key, k.resource == "namespaces");
+        let held = k.resource == "namespaces" || k.qualified() == CRDS;
+        let obj = self.delete_locked(&mut g, &key, held);
         if k.resource == "namespaces" {
             let inside: Vec<Key> = g
                 .objects
@@ -594,19 +595,6 @@ impl Store {
                 .collect();
             for key in inside {
                 self.delete_locked(&mut g, &key, false);
-            }
-        }
-        if k.qualified() == "customresourcedefinitions.apiextensions.k8s.io" {
-            let owned: Vec<Key> = g
-                .objects
-                .keys()
-                .filter(|(r, _, _)| r == name)
-                .cloned()
-                .collect();
-            for key in owned {
-                if let Some(o) = g.objects.remove(&key) {
-                    self.emit_deleted(&mut g, key, o);
-                }
             }
         }
         Ok(obj)
@@ -628,12 +616,15 @@ impl Store {
         );
     }
 
-    /// Remove one object, or mark it when finalizers hold it; returns it as it ends up.
-    fn delete_locked(&self, g: &mut Inner, key: &Key, namespace: bool) -> Value {
+    /// Remove one object, or mark it when finalizers hold it (a namespace and a CRD always
+    /// are: the `kubernetes` and the `customresourcecleanup` finalizers); returns it as it ends
+    /// up.
+    fn delete_locked(&self, g: &mut Inner, key: &Key, held: bool) -> Value {
         let Some(mut o) = g.objects.get(key).cloned() else {
             return Value::Null;
         };
-        if !namespace && !has_finalizers(&o) {
+        let namespace = held && key.0 == "namespaces";
+        if !held && !has_finalizers(&o) {
             g.objects.remove(key);
             self.emit_deleted(g, key.clone(), o.clone());
             return o;
@@ -650,6 +641,22 @@ impl Store {
         if namespace {
             o["spec"]["finalizers"] = json!(["kubernetes"]);
             o["status"]["phase"] = json!("Terminating");
+        } else if key.0 == CRDS {
+            let fins = meta_of(&mut o)
+                .entry("finalizers")
+                .or_insert_with(|| json!([]));
+            if let Some(f) = fins.as_array_mut()
+                && !f.contains(&json!(CRD_CLEANUP))
+            {
+                f.push(json!(CRD_CLEANUP));
+            }
+            set_condition(
+                &mut o,
+                "Terminating",
+                "True",
+                "InstanceDeletionPending",
+                "CustomResourceDefinition marked for deletion; CustomResource deletion will begin soon",
+            );
         }
         g.rv += 1;
         let rv = g.rv;
@@ -688,6 +695,74 @@ impl Store {
         true
     }
 
+    /// The CRD finalizer: delete the custom objects of a CRD being deleted (objects with
+    /// finalizers are marked and awaited); once none is left, its cleanup finalizer goes and
+    /// with it the CRD. True once done (or nothing to do).
+    pub fn finalize_crd(&self, name: &str) -> bool {
+        let mut g = self.lock();
+        let key = (CRDS.to_string(), String::new(), name.to_string());
+        let Some(mut crd) = g.objects.get(&key).cloned() else {
+            return true;
+        };
+        if crd.pointer("/metadata/deletionTimestamp").is_none() {
+            return true;
+        }
+        let owned: Vec<Key> = g
+            .objects
+            .keys()
+            .filter(|(r, _, _)| r == name)
+            .cloned()
+            .collect();
+        for k in &owned {
+            self.delete_locked(&mut g, k, false);
+        }
+        let left = g.objects.keys().any(|(r, _, _)| r == name);
+        let (status, reason, message) = if left {
+            (
+                "True",
+                "InstanceDeletionInProgress",
+                "CustomResource deletion is in progress",
+            )
+        } else {
+            (
+                "False",
+                "InstanceDeletionCompleted",
+                "removed all instances",
+            )
+        };
+        let before = crd.clone();
+        set_condition(&mut crd, "Terminating", status, reason, message);
+        if !left
+            && let Some(f) = meta_of(&mut crd)
+                .get_mut("finalizers")
+                .and_then(Value::as_array_mut)
+        {
+            f.retain(|x| x != CRD_CLEANUP);
+        }
+        if !left && !has_finalizers(&crd) {
+            g.objects.remove(&key);
+            self.emit_deleted(&mut g, key, crd);
+            return true;
+        }
+        if crd["status"] != before["status"] || crd["metadata"] != before["metadata"] {
+            g.rv += 1;
+            let rv = g.rv;
+            meta_of(&mut crd).insert("resourceVersion".into(), json!(rv.to_string()));
+            g.objects.insert(key.clone(), crd.clone());
+            g.emit(
+                &self.events,
+                Event {
+                    kind: "MODIFIED",
+                    resource: key.0,
+                    namespace: key.1,
+                    rv,
+                    object: crd,
+                },
+            );
+        }
+        !left
+    }
+
     /// A namespace that is being deleted.
     pub fn terminating(&self, ns: &str) -> bool {
         self.lock()
@@ -707,7 +782,7 @@ impl Store {
                 cs.iter()
                     .any(|x| x["type"] == "Established" && x["status"] == "True")
             });
-            if !established || c.pointer("/metadata/deletionTimestamp").is_some() {
+            if !established {
                 continue;
             }
             let names = &c["status"]["acceptedNames"];
@@ -800,6 +875,27 @@ impl Store {
             let _ = self.create(nodes, "", node);
         }
         self.lock().registered.insert(vmid, boots);
+    }
+}
+
+const CRDS: &str = "customresourcedefinitions.apiextensions.k8s.io";
+const CRD_CLEANUP: &str = "customresourcecleanup.apiextensions.k8s.io";
+
+/// Set (or replace) a status condition; the transition time moves only when the status does.
+fn set_condition(o: &mut Value, t: &str, status: &str, reason: &str, message: &str) {
+    if !o["status"]["conditions"].is_array() {
+        o["status"]["conditions"] = json!([]);
+    }
+    let conds = o["status"]["conditions"].as_array_mut().expect("array");
+    let now = rfc3339(SystemTime::now());
+    let mut c = json!({"type": t, "status": status, "lastTransitionTime": now, "reason": reason, "message": message});
+    if let Some(old) = conds.iter_mut().find(|c| c["type"] == t) {
+        if old["status"] == status {
+            c["lastTransitionTime"] = old["lastTransitionTime"].clone();
+        }
+        *old = c;
+    } else {
+        conds.push(c);
     }
 }
 

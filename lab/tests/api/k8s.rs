@@ -1921,15 +1921,92 @@ print("crontabs=" + ",".join(i["metadata"]["name"] + ":" + i["spec"]["cronSpec"]
         ["established=CronTab", "crontabs=nightly:0 0 * * *"]
     );
 
-    // Deleting the CRD takes its objects and its discovery entry.
-    let r = kube
-        .delete(format!("{crds}/widgets.example.com"))
-        .send()
-        .await
-        .expect("delete");
+    // Deleting the CRD: marked with the cleanup finalizer and Terminating; no new objects; its
+    // objects go (one held by its own finalizer holds the CRD), then the CRD and its
+    // discovery entry.
+    let (s, _) = send(
+        &kube,
+        reqwest::Method::POST,
+        &widgets,
+        json_ct,
+        &json!({"apiVersion": "example.com/v1", "kind": "Widget",
+            "metadata": {"name": "held", "finalizers": ["example.com/hold"]}}),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let crd_url = format!("{crds}/widgets.example.com");
+    let r = kube.delete(&crd_url).send().await.expect("delete");
     assert_eq!(r.status().as_u16(), 200);
+    let marked: Value = r.json().await.expect("json");
+    assert!(
+        marked["metadata"]["deletionTimestamp"].is_string(),
+        "{marked}"
+    );
+    assert_eq!(
+        marked["metadata"]["finalizers"],
+        json!(["customresourcecleanup.apiextensions.k8s.io"])
+    );
+    assert_eq!(
+        (
+            cond(&marked, "Terminating")["status"].as_str(),
+            cond(&marked, "Terminating")["reason"].as_str()
+        ),
+        (Some("True"), Some("InstanceDeletionPending"))
+    );
+    let (s, e) = send(
+        &kube,
+        reqwest::Method::POST,
+        &widgets,
+        json_ct,
+        &json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "late"}}),
+    )
+    .await;
+    assert_eq!(
+        (s, e["reason"].as_str(), e["message"].as_str()),
+        (
+            405,
+            Some("MethodNotAllowed"),
+            Some("create not allowed while custom resource definition is terminating")
+        )
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
     let (s, _) = get_json(&kube, &format!("{widgets}/a")).await;
     assert_eq!(s, 404);
+    let (s, held) = get_json(&kube, &format!("{widgets}/held")).await;
+    assert_eq!(s, 200);
+    assert!(held["metadata"]["deletionTimestamp"].is_string());
+    let (s, c) = get_json(&kube, &crd_url).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        cond(&c, "Terminating")["reason"],
+        "InstanceDeletionInProgress"
+    );
+    let (s, _) = send(
+        &kube,
+        reqwest::Method::PATCH,
+        &format!("{widgets}/held"),
+        "application/merge-patch+json",
+        &json!({"metadata": {"finalizers": null}}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let (s, _) = get_json(&kube, &crd_url).await;
+        if s == 404 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the CRD never went");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (s, e) = get_json(&kube, &format!("{widgets}/a")).await;
+    assert_eq!(
+        (s, e["message"].as_str()),
+        (
+            404,
+            Some("the server could not find the requested resource")
+        )
+    );
     let (_, rl) = get_json(&kube, &format!("{base}/apis/example.com/v1")).await;
     assert_eq!(rl["resources"].as_array().map(Vec::len), Some(1));
     // Recreated: the old objects do not come back.
