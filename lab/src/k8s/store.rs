@@ -423,6 +423,11 @@ impl Store {
         if k.has_spec {
             meta.insert("generation".into(), json!(1));
         }
+        if k.resource == "namespaces" {
+            namespace_defaults(&mut obj, &name);
+            obj["spec"]["finalizers"] = json!(["kubernetes"]);
+            obj["status"] = json!({"phase": "Active"});
+        }
         obj["apiVersion"] = json!(k.api_version());
         obj["kind"] = json!(k.kind);
         g.objects.insert(key, obj.clone());
@@ -486,6 +491,12 @@ impl Store {
                     meta.remove(f);
                 }
             }
+        }
+        // A namespace's finalizers and status are the server's.
+        if k.resource == "namespaces" {
+            namespace_defaults(&mut obj, name);
+            obj["spec"]["finalizers"] = old["spec"]["finalizers"].clone();
+            obj["status"] = old["status"].clone();
         }
         if k.has_spec && obj.get("spec") != old.get("spec") {
             let gen_ = old_meta["generation"].as_i64().unwrap_or(1) + 1;
@@ -876,6 +887,16 @@ impl Store {
         }
         self.lock().registered.insert(vmid, boots);
     }
+}
+
+/// The label every namespace carries with its own name.
+fn namespace_defaults(obj: &mut Value, name: &str) {
+    let meta = meta_of(obj);
+    let labels = meta.entry("labels").or_insert_with(|| json!({}));
+    if !labels.is_object() {
+        *labels = json!({});
+    }
+    labels["kubernetes.io/metadata.name"] = json!(name);
 }
 
 const CRDS: &str = "customresourcedefinitions.apiextensions.k8s.io";

@@ -2040,6 +2040,14 @@ async fn namespace_lifecycle_and_finalizers() {
     )
     .await;
     assert_eq!(s, 201);
+    // A live namespace: Active, with the kubernetes finalizer and its name label.
+    let (_, live) = get_json(&kube, &format!("{base}/api/v1/namespaces/doomed")).await;
+    assert_eq!(live["status"]["phase"], "Active");
+    assert_eq!(live["spec"]["finalizers"], json!(["kubernetes"]));
+    assert_eq!(
+        live["metadata"]["labels"]["kubernetes.io/metadata.name"],
+        "doomed"
+    );
     let cms = format!("{base}/api/v1/namespaces/doomed/configmaps");
     for (name, fin) in [("plain", json!([])), ("held", json!(["example.com/hold"]))] {
         let (s, _) = send(
