@@ -1102,12 +1102,16 @@ fn crd_validate(obj: &Value, name: &str) -> Result<(), Early> {
     let versions = obj.pointer("/spec/versions").and_then(Value::as_array);
     let storage = versions.map_or(0, |vs| vs.iter().filter(|v| v["storage"] == true).count());
     if storage != 1 {
-        return Err(Box::new(invalid(
-            kind,
-            name,
-            "spec.versions",
-            "",
-            "Invalid value: must have exactly one version marked as storage version",
+        // The real server prints the Go value of the list here; its contents are elided.
+        let why = "Invalid value: []apiextensions.CustomResourceDefinitionVersion{…}: must have exactly one version marked as storage version";
+        return Err(Box::new(status(
+            422,
+            "Invalid",
+            &format!("{kind} \"{name}\" is invalid: spec.versions: {why}"),
+            Some(
+                json!({"name": name, "group": "apiextensions.k8s.io", "kind": "CustomResourceDefinition",
+                "causes": [{"reason": "FieldValueInvalid", "message": why, "field": "spec.versions"}]}),
+            ),
         )));
     }
     Ok(())

@@ -1871,6 +1871,106 @@ async fn custom_resource_definitions() {
         [("realms".to_string(), false), ("widgets".to_string(), true)]
     );
 
+    // Several versions: served ones in discovery (GA first), one stored object read in the
+    // version asked for; an unserved version is not there.
+    let multi = |storage_beta: bool, scope: &str| {
+        json!({
+            "metadata": {"name": "things.multi.example.org"},
+            "spec": {
+                "group": "multi.example.org",
+                "scope": scope,
+                "names": {"plural": "things", "kind": "Thing"},
+                "versions": [
+                    {"name": "v1beta1", "served": true, "storage": storage_beta},
+                    {"name": "v1", "served": true, "storage": true},
+                    {"name": "v1alpha1", "served": false, "storage": false},
+                ],
+            },
+        })
+    };
+    let (s, e) = send(
+        &kube,
+        reqwest::Method::POST,
+        &crds,
+        json_ct,
+        &multi(true, "Namespaced"),
+    )
+    .await;
+    assert_eq!(s, 422, "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.ends_with("must have exactly one version marked as storage version")),
+        "{e}"
+    );
+    let (s, e) = send(
+        &kube,
+        reqwest::Method::POST,
+        &crds,
+        json_ct,
+        &multi(false, ""),
+    )
+    .await;
+    assert_eq!(
+        (s, e["message"].as_str()),
+        (
+            422,
+            Some(
+                "CustomResourceDefinition.apiextensions.k8s.io \"things.multi.example.org\" is invalid: spec.scope: Required value"
+            )
+        )
+    );
+    let (s, made) = send(
+        &kube,
+        reqwest::Method::POST,
+        &crds,
+        json_ct,
+        &multi(false, "Namespaced"),
+    )
+    .await;
+    assert_eq!(s, 201, "{made}");
+    assert_eq!(made["status"]["storedVersions"], json!(["v1"]));
+    wait_crd(&kube, &base, "things.multi.example.org").await;
+    let (_, groups) = get_json(&kube, &format!("{base}/apis")).await;
+    let g = groups["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .find(|g| g["name"] == "multi.example.org")
+        .cloned()
+        .expect("group listed");
+    assert_eq!(
+        g["versions"],
+        json!([
+            {"groupVersion": "multi.example.org/v1", "version": "v1"},
+            {"groupVersion": "multi.example.org/v1beta1", "version": "v1beta1"},
+        ])
+    );
+    assert_eq!(g["preferredVersion"]["version"], "v1");
+    let things = |v: &str| format!("{base}/apis/multi.example.org/{v}/namespaces/default/things");
+    let (s, t1) = send(
+        &kube,
+        reqwest::Method::POST,
+        &things("v1beta1"),
+        json_ct,
+        &json!({"apiVersion": "multi.example.org/v1beta1", "kind": "Thing", "metadata": {"name": "t"}}),
+    )
+    .await;
+    assert_eq!(
+        (s, t1["apiVersion"].as_str()),
+        (201, Some("multi.example.org/v1beta1"))
+    );
+    let (s, t2) = get_json(&kube, &format!("{}/t", things("v1"))).await;
+    assert_eq!(
+        (s, t2["apiVersion"].as_str()),
+        (200, Some("multi.example.org/v1"))
+    );
+    assert_eq!(t2["metadata"]["uid"], t1["metadata"]["uid"]);
+    let (s, _) = get_json(&kube, &things("v1alpha1")).await;
+    assert_eq!(s, 404);
+    let (s, _) = get_json(&kube, &format!("{base}/apis/multi.example.org/v1alpha1")).await;
+    assert_eq!(s, 404);
+
     // The official Python client: create a CRD, wait for Established, custom objects.
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("kubeconfig");
