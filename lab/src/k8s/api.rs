@@ -1238,7 +1238,7 @@ async fn establish(store: Arc<store::Store>, name: String) {
     if let Some(m) = crd["metadata"].as_object_mut() {
         m.remove("resourceVersion");
     }
-    let _ = store.update(crds, "", &name, crd);
+    let _ = store.update_status(crds, "", &name, crd);
 }
 
 fn patch(

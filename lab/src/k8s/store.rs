@@ -445,12 +445,29 @@ impl Store {
     }
 
     /// Replace (PUT or the result of a patch): a given resourceVersion must match.
-    pub fn update(
+    pub fn update(&self, k: &Kind, ns: &str, name: &str, obj: Value) -> Result<Value, StoreError> {
+        self.update_inner(k, ns, name, obj, false)
+    }
+
+    /// An update of the status subresource (what controllers post): a CRD's status is only
+    /// written this way, its main resource keeps the stored status.
+    pub fn update_status(
+        &self,
+        k: &Kind,
+        ns: &str,
+        name: &str,
+        obj: Value,
+    ) -> Result<Value, StoreError> {
+        self.update_inner(k, ns, name, obj, true)
+    }
+
+    fn update_inner(
         &self,
         k: &Kind,
         ns: &str,
         name: &str,
         mut obj: Value,
+        status: bool,
     ) -> Result<Value, StoreError> {
         let mut g = self.lock();
         let key = (k.qualified(), ns.to_string(), name.to_string());
@@ -497,6 +514,16 @@ impl Store {
             namespace_defaults(&mut obj, name);
             obj["spec"]["finalizers"] = old["spec"]["finalizers"].clone();
             obj["status"] = old["status"].clone();
+        }
+        if k.qualified() == CRDS && !status {
+            match old.get("status") {
+                Some(st) => obj["status"] = st.clone(),
+                None => {
+                    if let Some(o) = obj.as_object_mut() {
+                        o.remove("status");
+                    }
+                }
+            }
         }
         if k.has_spec && obj.get("spec") != old.get("spec") {
             let gen_ = old_meta["generation"].as_i64().unwrap_or(1) + 1;
@@ -1086,6 +1113,36 @@ mod tests {
         let f = parse_field_selector("metadata.name=cp1").expect("field");
         assert!(fields_match(&node, &f));
         assert!(parse_field_selector("spec.unschedulable=true").is_err());
+    }
+
+    #[test]
+    fn kube_version_priority() {
+        let mut vs = vec![
+            "v1alpha1",
+            "foo",
+            "v2beta1",
+            "v1",
+            "v10",
+            "v11alpha2",
+            "v2",
+            "v1beta2",
+            "v1beta1",
+        ];
+        vs.sort_by(|a, b| version_order(a, b));
+        assert_eq!(
+            vs,
+            [
+                "v10",
+                "v2",
+                "v1",
+                "v2beta1",
+                "v1beta2",
+                "v1beta1",
+                "v11alpha2",
+                "v1alpha1",
+                "foo"
+            ]
+        );
     }
 
     #[test]

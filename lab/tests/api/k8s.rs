@@ -1707,6 +1707,23 @@ async fn custom_resource_definitions() {
     assert_eq!(est["status"]["acceptedNames"]["singular"], "widget");
     assert_eq!(est["status"]["acceptedNames"]["listKind"], "WidgetList");
 
+    // A PUT of the CRD without status (kubectl replace) keeps the status: status is a
+    // subresource.
+    let mut put = crd("widgets", "Widget", "Namespaced", &["wd"]);
+    put["metadata"]["resourceVersion"] = est["metadata"]["resourceVersion"].clone();
+    put["metadata"]["labels"] = json!({"team": "a"});
+    let (s, replaced) = send(
+        &kube,
+        reqwest::Method::PUT,
+        &format!("{crds}/widgets.example.com"),
+        json_ct,
+        &put,
+    )
+    .await;
+    assert_eq!(s, 200, "{replaced}");
+    assert_eq!(replaced["status"], est["status"]);
+    assert_eq!(replaced["metadata"]["labels"]["team"], "a");
+
     // Discovery: the group last, its resource with kind, scope, verbs and short names.
     let (_, groups) = get_json(&kube, &format!("{base}/apis")).await;
     let last = groups["groups"].as_array().expect("groups").last().cloned();
