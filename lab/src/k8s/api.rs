@@ -1027,11 +1027,35 @@ async fn finish_namespace(store: Arc<store::Store>, name: String) {
 
 /// The CRD finalizer controller: a moment after the DELETE, the custom objects go, then the
 /// CRD (objects held by their own finalizers hold it).
+/// Once it is gone, the names it held are free: the naming controller takes another look at
+/// the group's CRDs that were refused.
 async fn finalize_crd(store: Arc<store::Store>, name: String) {
+    let crds = store::kind_in("apiextensions.k8s.io", "customresourcedefinitions").expect("crds");
     loop {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         if store.finalize_crd(&name) {
-            return;
+            break;
+        }
+    }
+    if store.get(crds, "", &name).is_ok() {
+        return;
+    }
+    let group = name.split_once('.').map(|(_, g)| g).unwrap_or_default();
+    let (all, _) = store.list(crds, None);
+    for c in all {
+        let refused = c["status"]["conditions"].as_array().is_some_and(|cs| {
+            cs.iter()
+                .any(|x| x["type"] == "NamesAccepted" && x["status"] == "False")
+        });
+        if c["spec"]["group"] == group
+            && refused
+            && c.pointer("/metadata/deletionTimestamp").is_none()
+        {
+            let n = c["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            tokio::spawn(establish(store.clone(), n));
         }
     }
 }

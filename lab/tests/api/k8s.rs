@@ -2124,8 +2124,43 @@ print("crontabs=" + ",".join(i["metadata"]["name"] + ":" + i["spec"]["cronSpec"]
             Some("the server could not find the requested resource")
         )
     );
+    // The names it held are free: the refused CRD is accepted now.
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let (_, c2) = get_json(&kube, &format!("{crds}/gizmos.example.com")).await;
+        if cond(&c2, "Established")["status"] == "True" {
+            assert_eq!(cond(&c2, "NamesAccepted")["reason"], "NoConflicts");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gizmos never accepted: {c2}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let (_, rl) = get_json(&kube, &format!("{base}/apis/example.com/v1")).await;
-    assert_eq!(rl["resources"].as_array().map(Vec::len), Some(1));
+    let served: Vec<&str> = rl["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert_eq!(served, ["gizmos", "realms"]);
+    let r = kube
+        .delete(format!("{crds}/gizmos.example.com"))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(r.status().as_u16(), 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while get_json(&kube, &format!("{crds}/gizmos.example.com"))
+        .await
+        .0
+        != 404
+    {
+        assert!(std::time::Instant::now() < deadline, "gizmos never went");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // Recreated: the old objects do not come back.
     let (s, _) = send(
         &kube,
@@ -2222,6 +2257,15 @@ async fn namespace_lifecycle_and_finalizers() {
     // Deleting a namespace: Terminating with the kubernetes finalizer; its objects go (those
     // with finalizers are marked); nothing new may be created in it.
     let ns_url = format!("{base}/api/v1/namespaces/doomed");
+    let (_, before) = get_json(&kube, &ns_url).await;
+    let mut events = watch(
+        &kube,
+        &format!(
+            "{base}/api/v1/namespaces?watch=1&fieldSelector=metadata.name%3Ddoomed&resourceVersion={}",
+            before["metadata"]["resourceVersion"].as_str().expect("rv")
+        ),
+    )
+    .await;
     let r = kube.delete(&ns_url).send().await.expect("delete ns");
     assert_eq!(r.status().as_u16(), 200);
     let ns: Value = r.json().await.expect("json");
@@ -2280,5 +2324,11 @@ async fn namespace_lifecycle_and_finalizers() {
         assert!(std::time::Instant::now() < deadline, "namespace never went");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // A watch saw it: Terminating (MODIFIED), then DELETED.
+    let m = events.next().await.expect("event");
+    assert_eq!(ev(&m), ("MODIFIED".to_string(), "doomed".to_string()));
+    assert_eq!(m["object"]["status"]["phase"], "Terminating");
+    let d = events.next().await.expect("event");
+    assert_eq!(ev(&d), ("DELETED".to_string(), "doomed".to_string()));
     t.lab.shutdown().await;
 }
