@@ -2086,9 +2086,14 @@ print("crontabs=" + ",".join(i["metadata"]["name"] + ":" + i["spec"]["cronSpec"]
             Some("create not allowed while custom resource definition is terminating")
         )
     );
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let (s, _) = get_json(&kube, &format!("{widgets}/a")).await;
-    assert_eq!(s, 404);
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while get_json(&kube, &format!("{widgets}/a")).await.0 != 404 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "objects never deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let (s, held) = get_json(&kube, &format!("{widgets}/held")).await;
     assert_eq!(s, 200);
     assert!(held["metadata"]["deletionTimestamp"].is_string());
