@@ -103,16 +103,7 @@ pub const KINDS: &[Kind] = &[
         kind: "Service",
         namespaced: true,
         short_names: &["svc"],
-        verbs: &[
-            "create",
-            "delete",
-            "deletecollection",
-            "get",
-            "list",
-            "patch",
-            "update",
-            "watch",
-        ],
+        verbs: ALL_VERBS,
         has_spec: false,
     },
     Kind {

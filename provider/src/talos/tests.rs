@@ -148,6 +148,47 @@ fn talos_secrets_have_talos_algorithms_labels_and_formats() {
     assert_eq!(rsa.public_modulus_len() * 8, 4096);
 }
 
+/// Checks that `crt` is a client certificate (EKU exactly clientAuth, not a CA) whose signature
+/// verifies with the key of `ca` (and a tampered one does not); returns its subject's
+/// (organizations, common names).
+fn assert_client_cert_signed_by(
+    crt: &str,
+    ca: &str,
+    alg: &'static dyn aws_lc_rs::signature::VerificationAlgorithm,
+) -> (Vec<String>, Vec<String>) {
+    let ca_der = cert(ca);
+    let (_, ca) = X509Certificate::from_der(&ca_der).expect("ca");
+    let der = cert(crt);
+    let (_, c) = X509Certificate::from_der(&der).expect("client");
+    let eku = c
+        .extended_key_usage()
+        .expect("eku ext")
+        .expect("eku present")
+        .value;
+    assert!(eku.client_auth);
+    assert!(!eku.server_auth && !eku.any && eku.other.is_empty() && !eku.code_signing);
+    assert!(!c.is_ca());
+    assert_eq!(c.issuer(), ca.subject());
+    let ca_pub = aws_lc_rs::signature::UnparsedPublicKey::new(
+        alg,
+        ca.public_key().subject_public_key.data.to_vec(),
+    );
+    ca_pub
+        .verify(c.tbs_certificate.as_ref(), &c.signature_value.data)
+        .expect("the certificate verifies against the CA");
+    let mut bad = c.signature_value.data.to_vec();
+    bad[0] ^= 1;
+    assert!(ca_pub.verify(c.tbs_certificate.as_ref(), &bad).is_err());
+    let names = |it: &mut dyn Iterator<Item = &x509_parser::x509::AttributeTypeAndValue>| {
+        it.filter_map(|a| a.as_str().ok().map(str::to_owned))
+            .collect::<Vec<_>>()
+    };
+    (
+        names(&mut c.subject().iter_organization()),
+        names(&mut c.subject().iter_common_name()),
+    )
+}
+
 #[test]
 fn talos_admin_client_cert_is_os_admin_client_auth_signed_by_os_ca() {
     let s = secrets();
@@ -160,37 +201,9 @@ fn talos_admin_client_cert_is_os_admin_client_auth_signed_by_os_ca() {
             .key
             .starts_with("-----BEGIN ED25519 PRIVATE KEY-----\n")
     );
-    let ca_der = cert(&s.os_ca.crt);
-    let (_, ca) = X509Certificate::from_der(&ca_der).expect("ca");
-    let der = cert(&client.crt);
-    let (_, c) = X509Certificate::from_der(&der).expect("client");
-    let orgs: Vec<_> = c
-        .subject()
-        .iter_organization()
-        .filter_map(|o| o.as_str().ok())
-        .collect();
+    let (orgs, _) =
+        assert_client_cert_signed_by(&client.crt, &s.os_ca.crt, &aws_lc_rs::signature::ED25519);
     assert_eq!(orgs, vec!["os:admin"]);
-    let eku = c
-        .extended_key_usage()
-        .expect("eku ext")
-        .expect("eku present")
-        .value;
-    assert!(eku.client_auth);
-    assert!(!eku.server_auth && !eku.any && eku.other.is_empty() && !eku.code_signing);
-    assert!(!c.is_ca());
-    assert_eq!(c.issuer(), ca.subject());
-    // The signature verifies with the OS CA's Ed25519 public key.
-    let ca_pub = aws_lc_rs::signature::UnparsedPublicKey::new(
-        &aws_lc_rs::signature::ED25519,
-        ca.public_key().subject_public_key.data.to_vec(),
-    );
-    ca_pub
-        .verify(c.tbs_certificate.as_ref(), &c.signature_value.data)
-        .expect("admin cert verifies against the OS CA");
-    // A tampered signature does not (the check above is meaningful).
-    let mut bad = c.signature_value.data.to_vec();
-    bad[0] ^= 1;
-    assert!(ca_pub.verify(c.tbs_certificate.as_ref(), &bad).is_err());
 }
 
 #[test]
@@ -200,38 +213,13 @@ fn kubernetes_admin_cert_is_system_masters_signed_by_the_kubernetes_ca() {
         .kubernetes_admin(OffsetDateTime::now_utc(), secrets::CLIENT_VALIDITY)
         .expect("kubernetes admin cert");
     assert!(admin.key.starts_with("-----BEGIN EC PRIVATE KEY-----\n"));
-    let ca_der = cert(&s.kubernetes_ca.crt);
-    let (_, ca) = X509Certificate::from_der(&ca_der).expect("ca");
-    let der = cert(&admin.crt);
-    let (_, c) = X509Certificate::from_der(&der).expect("client");
-    let orgs: Vec<_> = c
-        .subject()
-        .iter_organization()
-        .filter_map(|o| o.as_str().ok())
-        .collect();
-    assert_eq!(orgs, vec!["system:masters"]);
-    let cn: Vec<_> = c
-        .subject()
-        .iter_common_name()
-        .filter_map(|o| o.as_str().ok())
-        .collect();
-    assert_eq!(cn, vec!["admin"]);
-    assert_eq!(c.issuer(), ca.subject());
-    let ca_pub = aws_lc_rs::signature::UnparsedPublicKey::new(
+    let (orgs, cns) = assert_client_cert_signed_by(
+        &admin.crt,
+        &s.kubernetes_ca.crt,
         &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
-        ca.public_key().subject_public_key.data.to_vec(),
     );
-    ca_pub
-        .verify(c.tbs_certificate.as_ref(), &c.signature_value.data)
-        .expect("admin cert verifies against the Kubernetes CA");
-    // Not the OS CA's.
-    assert_ne!(
-        c.issuer(),
-        X509Certificate::from_der(&cert(&s.os_ca.crt))
-            .expect("os ca")
-            .1
-            .subject()
-    );
+    assert_eq!(orgs, vec!["system:masters"]);
+    assert_eq!(cns, vec!["admin"]);
 }
 
 #[test]

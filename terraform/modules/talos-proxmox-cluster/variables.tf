@@ -76,7 +76,7 @@ variable "endpoint" {
 }
 
 variable "cni" {
-  description = "`cilium` (installed by infraflux_cilium_install) or `flannel`."
+  description = "`cilium` (no CNI from Talos: Cilium is installed afterwards) or `flannel`."
   type        = string
   default     = "cilium"
 }

@@ -157,7 +157,7 @@ pub fn schema() -> Schema {
                     .validate(one_of(CNIS))
                     .description(
                         "`cilium` (default): no CNI from Talos, kube-proxy off, KubePrism on port \
-                         7445, for infraflux_cilium_install. `flannel`: Talos's built-in CNI.",
+                         7445, for a Cilium installed afterwards. `flannel`: Talos's built-in CNI.",
                     ),
             )
             .attr(

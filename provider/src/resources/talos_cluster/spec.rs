@@ -1,7 +1,7 @@
 //! The configuration, typed and checked: what plan and apply work from. Every error names the
 //! attribute at fault.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 
 use tfplugin::{AttributePath, Diagnostic, Diagnostics, Value};
@@ -242,9 +242,9 @@ impl Cluster {
                 .at(AttributePath::attr("control_plane")),
             );
         }
-        let mut names: HashMap<&str, ()> = HashMap::new();
+        let mut names: HashSet<&str> = HashSet::new();
         for m in &machines {
-            if names.insert(&m.hostname, ()).is_some() {
+            if !names.insert(&m.hostname) {
                 diags.push(
                     Diagnostic::error(
                         "Duplicate hostname",
