@@ -10,6 +10,7 @@ mod provider;
 mod proxmox;
 mod resources;
 mod talos;
+mod tls;
 
 use std::process::ExitCode;
 

@@ -36,23 +36,44 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(20);
 struct Args {
     out: PathBuf,
     bin_dir: PathBuf,
+    /// `--only refresh`: just the refresh-plan measurements (for profiling).
+    only_refresh: bool,
+    sizes: Vec<u64>,
 }
 
 fn args() -> Args {
     let mut out = PathBuf::from("bench/results.json");
     let mut bin_dir = acceptance_tests::root().join("target/release");
+    let mut only_refresh = false;
+    let mut sizes = REFRESH_SIZES.to_vec();
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--out" => out = it.next().map(PathBuf::from).unwrap_or(out),
             "--bin-dir" => bin_dir = it.next().map(PathBuf::from).unwrap_or(bin_dir),
+            "--only" if it.next().as_deref() == Some("refresh") => only_refresh = true,
+            "--sizes" => {
+                sizes = it
+                    .next()
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter_map(|n| n.parse().ok())
+                    .collect()
+            }
             other => {
-                eprintln!("unknown argument {other}; usage: bench [--out FILE] [--bin-dir DIR]");
+                eprintln!(
+                    "unknown argument {other}; usage: bench [--out FILE] [--bin-dir DIR] [--only refresh] [--sizes 100,500]"
+                );
                 std::process::exit(2);
             }
         }
     }
-    Args { out, bin_dir }
+    Args {
+        out,
+        bin_dir,
+        only_refresh,
+        sizes,
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -280,9 +301,8 @@ fn main() {
             b.display()
         );
     }
-    let o = measure(&ours, &rt);
-    let g = measure(&go, &rt);
-    let refreshes: Vec<serde_json::Value> = REFRESH_SIZES
+    let refreshes: Vec<serde_json::Value> = a
+        .sizes
         .iter()
         .map(|n| {
             let r = refresh(*n, &a.bin_dir);
@@ -290,6 +310,12 @@ fn main() {
             r
         })
         .collect();
+    if a.only_refresh {
+        println!("{}", serde_json::Value::from(refreshes));
+        return;
+    }
+    let o = measure(&ours, &rt);
+    let g = measure(&go, &rt);
     let stack = stack_apply(&a.bin_dir);
     eprintln!("stack apply: {stack}");
     let ratio = |k: &str| {

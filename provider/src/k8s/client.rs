@@ -1,6 +1,5 @@
 //! HTTPS to the Kubernetes API with a kubeconfig's CA and client certificate.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
@@ -103,7 +102,7 @@ impl std::fmt::Debug for K8sClient {
 }
 
 fn tls(k: &Kubeconfig) -> Result<ClientConfig, K8sError> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = crate::tls::crypto_provider();
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(k.ca_pem.as_bytes()) {
         let cert = cert.map_err(|_| K8sError::Config("the cluster CA is not PEM".into()))?;

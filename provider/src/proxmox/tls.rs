@@ -1,5 +1,5 @@
 //! TLS trust for the API: system roots, a pinned CA, or a pinned SHA-256 certificate
-//! fingerprint (what PVE's own tools pin for self-signed nodes). Always the aws-lc-rs provider.
+//! fingerprint (what PVE's own tools pin for self-signed nodes).
 
 use std::fmt;
 use std::sync::Arc;
@@ -18,13 +18,9 @@ use rustls::{
 use super::error::Error;
 use crate::config::TlsTrust;
 
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
-}
-
 /// The rustls configuration for one trust setting.
 pub fn client_config(trust: &TlsTrust) -> Result<ClientConfig, Error> {
-    let provider = provider();
+    let provider = crate::tls::crypto_provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Config(format!("TLS setup: {e}")))?;

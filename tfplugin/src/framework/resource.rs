@@ -152,21 +152,17 @@ pub trait Resource: Send + Sync {
         ))
     }
 
-    /// Turn state written by schema `version` (as JSON) into the current shape.
-    /// The default accepts only the current version.
-    fn upgrade_state(&self, version: i64, raw: &Json) -> Result<Json, Diagnostic> {
-        let current = self.schema().version;
-        if version == current {
-            Ok(raw.clone())
-        } else {
-            Err(Diagnostic::error(
-                "Unsupported state version",
-                format!(
-                    "{} state has schema version {version}, this provider knows {current}. Use the provider version that wrote it.",
-                    self.type_name()
-                ),
-            ))
-        }
+    /// Turn state written by schema `version` (as JSON) into the current shape. Called only
+    /// when `version` is not the schema's current one; the default refuses.
+    fn upgrade_state(&self, version: i64, _raw: &Json) -> Result<Json, Diagnostic> {
+        Err(Diagnostic::error(
+            "Unsupported state version",
+            format!(
+                "{} state has schema version {version}, this provider knows {}. Use the provider version that wrote it.",
+                self.type_name(),
+                self.schema().version
+            ),
+        ))
     }
 }
 

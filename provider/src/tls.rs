@@ -1,0 +1,16 @@
+//! The rustls crypto provider of every API client (Proxmox VE, Talos, Kubernetes).
+
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+
+/// ring for randomness, key exchange and client signatures; aws-lc-rs only to verify
+/// signatures (it knows more algorithms, e.g. P-521). aws-lc's random generator seeds itself
+/// from CPU jitter on first use (~40 ms of CPU), which a refresh would otherwise pay on its
+/// first connection; verifying needs no randomness.
+pub fn crypto_provider() -> Arc<CryptoProvider> {
+    let mut p = rustls::crypto::ring::default_provider();
+    p.signature_verification_algorithms =
+        rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms;
+    Arc::new(p)
+}
