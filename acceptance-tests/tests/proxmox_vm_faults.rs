@@ -384,3 +384,41 @@ both_terraforms!(a_task_left_running_is_resumed_not_repeated, |tf: &Tf| {
     w.destroy();
     lab.assert_only_templates_left();
 });
+
+// The documented way to keep a VM whose create was interrupted: `terraform untaint`. The next
+// apply waits for the clone task in private state and then configures that VM: no second clone.
+both_terraforms!(an_interrupted_clone_is_kept_after_untaint, |tf: &Tf| {
+    let lab = Lab::up();
+    let w = Work::new(tf);
+    let hcl = |cores: u32, timeout: &str| {
+        format!(
+            "{}resource \"infraflux_proxmox_vm\" \"vm\" {{\n  node = \"pve1\"\n  clone {{\n    source_vm_id = 9000\n  }}\n  cpu {{\n    cores = {cores}\n  }}\n  timeouts {{\n    create = \"{timeout}\"\n  }}\n}}\n",
+            lab.provider(None)
+        )
+    };
+    w.config(&hcl(3, "1s"));
+    w.init();
+    lab.control("POST", "/faults", Some(&json!({"slow_tasks_ms": 2500})));
+    w.apply_fails();
+    lab.control("POST", "/faults", Some(&json!({"slow_tasks_ms": 0})));
+    let saved = w.resource("infraflux_proxmox_vm.vm")["vm_id"]
+        .as_i64()
+        .expect("the VM being cloned is in state");
+    let o = w.run(&["untaint", "-no-color", "infraflux_proxmox_vm.vm"]);
+    assert_eq!(o.code, 0, "{}", o.all());
+    w.config(&hcl(3, "5m"));
+    w.apply();
+    assert_eq!(
+        tasks_of(&lab, "qmclone"),
+        1,
+        "the interrupted clone was not repeated"
+    );
+    assert_eq!(tasks_of(&lab, "qmdestroy"), 0);
+    assert_eq!(lab.guests(), vec![saved]);
+    let vm = lab.vm(saved);
+    assert_eq!(vm["config"]["cores"], "3", "{vm:#}");
+    assert!(vm["lock"].is_null(), "{vm:#}");
+    w.assert_plan_empty();
+    w.destroy();
+    lab.assert_only_templates_left();
+});
