@@ -10,6 +10,8 @@ pub enum Role {
     Operator,
     Reader,
     EtcdBackup,
+    /// May act as the roles it names in `talos-role` metadata (apid forwarding a call).
+    Impersonator,
 }
 
 impl Role {
@@ -19,9 +21,46 @@ impl Role {
             "os:operator" => Some(Role::Operator),
             "os:reader" => Some(Role::Reader),
             "os:etcd:backup" => Some(Role::EtcdBackup),
+            "os:impersonator" => Some(Role::Impersonator),
             _ => None,
         }
     }
+
+    pub fn org(self) -> &'static str {
+        match self {
+            Role::Admin => "os:admin",
+            Role::Operator => "os:operator",
+            Role::Reader => "os:reader",
+            Role::EtcdBackup => "os:etcd:backup",
+            Role::Impersonator => "os:impersonator",
+        }
+    }
+}
+
+/// The metadata key an `os:impersonator` names the roles it acts as in.
+pub const TALOS_ROLE: &str = "talos-role";
+
+/// The roles a call runs with: an impersonator's `talos-role` replaces its own (unknown roles
+/// grant nothing); anyone else sending `talos-role` is refused.
+pub fn effective_roles<'a>(
+    caller: &Caller,
+    requested: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<Role>, Status> {
+    let requested: Vec<&str> = requested
+        .into_iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    if requested.is_empty() {
+        return Ok(caller.roles.clone());
+    }
+    if !caller.roles.contains(&Role::Impersonator) {
+        return Err(Status::permission_denied(
+            "not authorized: talos-role metadata needs the os:impersonator role",
+        ));
+    }
+    Ok(requested.into_iter().filter_map(Role::from_org).collect())
 }
 
 /// Which API a connection reached: the node serves one of them per boot.
@@ -57,13 +96,17 @@ pub fn allowed(method: &str) -> &'static [Role] {
     }
 }
 
-/// The caller of a request (absent only if the server was wired wrongly: treat as nobody).
-pub fn caller<T>(req: &Request<T>) -> Caller {
-    req.extensions().get::<Caller>().cloned().unwrap_or(Caller {
+/// The caller of a request with its effective roles (absent only if the server was wired
+/// wrongly: treat as nobody).
+pub fn caller<T>(req: &Request<T>) -> Result<Caller, Status> {
+    let mut caller = req.extensions().get::<Caller>().cloned().unwrap_or(Caller {
         mode: Mode::Running,
         roles: Vec::new(),
         kill: Default::default(),
-    })
+    });
+    let requested = req.metadata().get_all(TALOS_ROLE);
+    caller.roles = effective_roles(&caller, requested.iter().filter_map(|v| v.to_str().ok()))?;
+    Ok(caller)
 }
 
 /// Talos's answer to a caller without a role the method allows.

@@ -99,7 +99,7 @@ impl CosiApi {
     }
 
     fn gate<T>(&self, req: &Request<T>, rpc: &str) -> Result<Caller, Status> {
-        let caller = authz::caller(req);
+        let caller = authz::caller(req)?;
         authz::check(&caller, &format!("/cosi.resource.State/{rpc}"))?;
         Ok(caller)
     }

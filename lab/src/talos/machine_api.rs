@@ -65,7 +65,7 @@ impl MachineApi {
     /// Gate a call: the legacy (≤ 1.12) maintenance API implements almost nothing; elsewhere
     /// the role rules apply.
     fn gate<T>(&self, req: &Request<T>, rpc: &str) -> Result<Caller, Status> {
-        let caller = authz::caller(req);
+        let caller = authz::caller(req)?;
         if caller.mode == Mode::Maintenance && self.talos.opts.legacy_maintenance {
             return match rpc {
                 "ApplyConfiguration" => Ok(caller),

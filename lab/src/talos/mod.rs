@@ -16,6 +16,7 @@ pub mod authz;
 pub mod cluster;
 pub mod config;
 pub mod cosi_api;
+pub mod director;
 pub mod kubeconfig;
 pub mod machine_api;
 pub mod node;

@@ -218,6 +218,25 @@ pub fn os_server_cert(
     signed_server_cert(ip, &issuer, ca_cert_der.to_vec())
 }
 
+/// The client certificate apid presents when it forwards a call to another node: role
+/// `os:impersonator` (the caller's own roles travel in `talos-role` metadata), EKU clientAuth.
+pub fn impersonator_cert(ca_cert_der: &[u8], ca_key: KeyPair) -> Result<ServerCert, PkiError> {
+    let issuer = Issuer::from_ca_cert_der(&CertificateDer::from(ca_cert_der.to_vec()), ca_key)?;
+    let key = KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "os:impersonator");
+    dn.push(DnType::CommonName, "apid");
+    params.distinguished_name = dn;
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    let cert = params.signed_by(&key, &issuer)?;
+    Ok(ServerCert {
+        chain: vec![CertificateDer::from(cert.der().to_vec())],
+        key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    })
+}
+
 fn signed_server_cert(
     ip: Ipv4Addr,
     issuer: &Issuer<'_, KeyPair>,

@@ -19,6 +19,7 @@ use tonic::transport::server::Connected;
 use super::Talos;
 use super::authz::{Caller, Mode, Role};
 use super::cosi_api::CosiApi;
+use super::director::{Director, Forwarder};
 use super::machine_api::MachineApi;
 use super::node::Node;
 use super::proto::cosi::resource::state_server::StateServer;
@@ -129,6 +130,25 @@ fn acceptor(talos: &Talos, node: &Node, mode: Mode) -> Result<TlsAcceptor, Strin
     Ok(TlsAcceptor::from(config))
 }
 
+/// How a running node forwards calls (`node`/`nodes` metadata): as apid, with an
+/// `os:impersonator` certificate from the OS CA.
+fn forwarder(talos: &Talos, node: &Node) -> Option<Forwarder> {
+    let cfg = node.state().disk.config.clone()?;
+    let key = cfg
+        .os_ca_key()
+        .or_else(|| talos.cluster_ca_key(&cfg.cluster_key))?;
+    let made = pki::impersonator_cert(&cfg.os_ca_der, key)
+        .map_err(|e| e.to_string())
+        .and_then(|cert| Forwarder::new(node.ip, &cfg.os_ca_der, cert).map_err(|e| e.to_string()));
+    match made {
+        Ok(f) => Some(f),
+        Err(e) => {
+            tracing::warn!(vmid = node.vmid, "talos node cannot forward calls: {e}");
+            None
+        }
+    }
+}
+
 async fn handshake(acceptor: TlsAcceptor, tcp: TcpStream, mode: Mode) -> Option<Conn> {
     let io = acceptor.accept(tcp).await.ok()?;
     let roles = match mode {
@@ -207,7 +227,12 @@ pub async fn run(
                 _ = s2.changed() => {}
             }
         };
+        let forward = (mode == Mode::Running)
+            .then(|| forwarder(&talos, &node))
+            .flatten()
+            .map(Arc::new);
         let served = Server::builder()
+            .layer(Director::layer(node.ip, forward))
             .add_service(MachineServiceServer::new(machine))
             .add_service(StateServer::new(cosi))
             .serve_with_incoming_shutdown(ReceiverStream::new(rx), shutdown)

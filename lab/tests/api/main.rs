@@ -5,6 +5,7 @@ mod auth;
 mod cli;
 mod common;
 mod control;
+mod director;
 mod etcd;
 mod k8s;
 mod locks;
