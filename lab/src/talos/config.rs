@@ -125,9 +125,11 @@ pub fn image_version(image: &str) -> Option<String> {
     .then(|| tag.to_string())
 }
 
-/// Parse and validate a config as `ApplyConfiguration` receives it.
-pub fn parse(bytes: &[u8]) -> Result<MachineConfig, ConfigError> {
-    let schema = ConfigSchema::global().map_err(|e| ConfigError::Schema(e.to_string()))?;
+/// Parse and validate a config as `ApplyConfiguration` of a node running Talos `version`
+/// receives it.
+pub fn parse(bytes: &[u8], version: &str) -> Result<MachineConfig, ConfigError> {
+    let schema =
+        ConfigSchema::for_version(version).map_err(|e| ConfigError::Schema(e.to_string()))?;
     let docs = documents(bytes)?;
     let mut v1 = None;
     let mut hostname = None;
@@ -160,13 +162,97 @@ pub fn parse(bytes: &[u8]) -> Result<MachineConfig, ConfigError> {
         }
     }
     let v1 = v1.ok_or(ConfigError::NoV1Alpha1)?;
-    let mut cfg = check_v1alpha1(v1)?;
+    let mut cfg = check_v1alpha1(&effective_v1alpha1(v1, &docs))?;
     if hostname.is_some() {
         cfg.hostname = hostname;
     }
     cfg.hash = hex::encode(Sha256::digest(bytes));
     cfg.raw = bytes.to_vec();
     Ok(cfg)
+}
+
+/// Talos 1.14 moved the Kubernetes side out of v1alpha1 into `Kube*Config` (and install,
+/// discovery identity) documents. The simulation reads one v1alpha1-shaped view: what those
+/// documents say is put where Talos ≤ 1.13 keeps it (PEM re-encoded as base64, as there).
+/// Without a `KubeFlannelCNIConfig` document there is no CNI (`cni: none`).
+fn effective_v1alpha1(v1: &Value, docs: &[Value]) -> Value {
+    let kind = |k: &str| {
+        docs.iter()
+            .find(|d| d.get("kind").and_then(Value::as_str) == Some(k))
+    };
+    if kind("KubeClusterConfig").is_none() {
+        return v1.clone();
+    }
+    let mut out = v1.clone();
+    let mut set = |ptr: &str, v: Option<&Value>| {
+        if let Some(v) = v.filter(|v| !v.is_null()) {
+            set_at(&mut out, ptr, v.clone());
+        }
+    };
+    let b64 = |v: Option<&Value>| {
+        v.and_then(Value::as_str).map(|pem| {
+            Value::from(base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                pem,
+            ))
+        })
+    };
+    if let Some(d) = kind("KubeClusterConfig") {
+        set("/cluster/clusterName", d.get("clusterName"));
+        set("/cluster/controlPlane/endpoint", d.get("endpoint"));
+    }
+    if let Some(d) = kind("DiscoveryIdentityConfig") {
+        set("/cluster/id", d.get("clusterID"));
+        set("/cluster/secret", d.get("clusterSecret"));
+    }
+    if let Some(d) = kind("UnattendedInstall") {
+        set("/machine/install/image", d.pointer("/installer/image"));
+    }
+    if let Some(d) = kind("KubeletConfig") {
+        set("/machine/kubelet/image", d.get("image"));
+    }
+    if let Some(d) = kind("KubeAPIServerConfig") {
+        set("/cluster/apiServer/image", d.get("image"));
+    }
+    if let Some(d) = kind("KubeNetworkConfig") {
+        for k in ["dnsDomain", "podSubnets", "serviceSubnets"] {
+            set(&format!("/cluster/network/{k}"), d.get(k));
+        }
+    }
+    if let Some(d) = kind("KubeAPIServerCAConfig") {
+        let crt = d
+            .pointer("/issuingCA/cert")
+            .or_else(|| d.pointer("/acceptedCAs/0"));
+        set("/cluster/ca/crt", b64(crt).as_ref());
+        set("/cluster/ca/key", b64(d.pointer("/issuingCA/key")).as_ref());
+    }
+    if kind("KubeFlannelCNIConfig").is_none() {
+        set("/cluster/network/cni/name", Some(&Value::from("none")));
+    }
+    if let Some(d) = kind("KubeProxyConfig") {
+        let disabled = d.get("enabled").and_then(Value::as_bool) == Some(false);
+        set("/cluster/proxy/disabled", Some(&Value::from(disabled)));
+    }
+    out
+}
+
+/// Put `v` at a JSON pointer, making the objects on the way.
+fn set_at(doc: &mut Value, ptr: &str, v: Value) {
+    let mut cur = doc;
+    let mut keys = ptr.trim_start_matches('/').split('/').peekable();
+    while let Some(k) = keys.next() {
+        if !cur.is_object() {
+            *cur = Value::Object(serde_json::Map::new());
+        }
+        let Value::Object(o) = cur else { return };
+        if keys.peek().is_none() {
+            o.insert(k.to_string(), v);
+            return;
+        }
+        cur = o
+            .entry(k)
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+    }
 }
 
 /// Fields Talos still decodes but leaves out of its published schema (hidden from the docs);
@@ -338,13 +424,22 @@ mod tests {
 
     #[test]
     fn decode_errors() {
-        assert!(matches!(parse(b"version: ["), Err(ConfigError::Decode(_))));
-        assert!(matches!(parse(b"- a\n- b\n"), Err(ConfigError::Decode(_))));
+        assert!(matches!(
+            parse(b"version: [", "v1.13.9"),
+            Err(ConfigError::Decode(_))
+        ));
+        assert!(matches!(
+            parse(b"- a\n- b\n", "v1.13.9"),
+            Err(ConfigError::Decode(_))
+        ));
         assert!(
-            matches!(parse(b"apiVersion: v1alpha1\nkind: Nope\n"), Err(ConfigError::Decode(m)) if m.contains("unknown document"))
+            matches!(parse(b"apiVersion: v1alpha1\nkind: Nope\n", "v1.13.9"), Err(ConfigError::Decode(m)) if m.contains("unknown document"))
         );
         assert!(matches!(
-            parse(b"apiVersion: v1alpha1\nkind: HostnameConfig\nhostname: a\n"),
+            parse(
+                b"apiVersion: v1alpha1\nkind: HostnameConfig\nhostname: a\n",
+                "v1.13.9"
+            ),
             Err(ConfigError::NoV1Alpha1)
         ));
     }

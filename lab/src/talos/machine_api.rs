@@ -145,7 +145,8 @@ impl m::machine_service_server::MachineService for MachineApi {
         let legacy = caller.mode == Mode::Maintenance && self.talos.opts.legacy_maintenance;
         let r = req.into_inner();
         let requested = ApplyMode::try_from(r.mode).unwrap_or(ApplyMode::Reboot);
-        let cfg = config::parse(&r.data).map_err(|e| config_status(e, legacy))?;
+        let version = self.talos.version_of(&self.node.state());
+        let cfg = config::parse(&r.data, &version).map_err(|e| config_status(e, legacy))?;
         let reply = |mode: ApplyMode, details: &str| {
             Response::new(m::ApplyConfigurationResponse {
                 messages: vec![m::ApplyConfiguration {

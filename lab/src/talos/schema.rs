@@ -1,4 +1,5 @@
-//! Talos's own machine-config JSON schema (`shared/reference/talos`), compiled once per process.
+//! Talos's own machine-config JSON schemas (`shared/reference/talos`: 1.13 and 1.14), each
+//! compiled once per process; a node validates with the one of the version it runs.
 //!
 //! The schema's root is a `oneOf` over every document kind, whose failure messages say nothing
 //! useful; so each document is checked against the one definition its `kind` (or `version:
@@ -13,6 +14,10 @@ use serde_json::{Value, json};
 const SCHEMA_V1_13: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../shared/reference/talos/config.schema-v1.13.9.json"
+));
+const SCHEMA_V1_14: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/reference/talos/config.schema-v1.14.0-rc.1.json"
 ));
 
 /// The compiled schema: definitions by document kind, validators built on first use.
@@ -30,14 +35,28 @@ pub enum SchemaError {
     Unknown(String),
 }
 
+/// The minor of a `v1.MINOR.PATCH[-pre]` tag.
+fn minor(version: &str) -> Option<u32> {
+    let mut parts = version.trim_start_matches('v').split('.');
+    (parts.next()? == "1").then_some(())?;
+    parts.next()?.parse().ok()
+}
+
 /// The v1alpha1 document's definition name.
 pub const V1ALPHA1: &str = "v1alpha1.Config";
 
 impl ConfigSchema {
-    /// The process-wide schema (parsed on first call).
-    pub fn global() -> Result<&'static ConfigSchema, SchemaError> {
-        static S: OnceLock<Result<ConfigSchema, SchemaError>> = OnceLock::new();
-        S.get_or_init(|| Self::parse(SCHEMA_V1_13))
+    /// The schema of the Talos release `version` (`v1.14.0`, …) runs: 1.14's from 1.14 on,
+    /// else 1.13's (parsed on first use).
+    pub fn for_version(version: &str) -> Result<&'static ConfigSchema, SchemaError> {
+        static V13: OnceLock<Result<ConfigSchema, SchemaError>> = OnceLock::new();
+        static V14: OnceLock<Result<ConfigSchema, SchemaError>> = OnceLock::new();
+        let (cell, text) = if minor(version).is_some_and(|m| m >= 14) {
+            (&V14, SCHEMA_V1_14)
+        } else {
+            (&V13, SCHEMA_V1_13)
+        };
+        cell.get_or_init(|| Self::parse(text))
             .as_ref()
             .map_err(Clone::clone)
     }

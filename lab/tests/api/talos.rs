@@ -83,9 +83,92 @@ fn swap_os_key(cfg: &str, other: &str) -> String {
 fn fixtures_pass_talos_schema() {
     let c = Cluster::new();
     for ty in ["controlplane", "worker"] {
-        let cfg = config::parse(c.config(ty).as_bytes()).expect("fixture is a valid config");
+        let cfg =
+            config::parse(c.config(ty).as_bytes(), "v1.13.9").expect("fixture is a valid config");
         assert_eq!(cfg.machine_type, ty);
     }
+    // Talos 1.14's contract: the same cluster from its documents.
+    let old = config::parse(c.config("controlplane").as_bytes(), "v1.13.9").expect("1.13");
+    for ty in ["controlplane", "worker"] {
+        let cfg = config::parse(c.config_v1_14(ty, "n-1").as_bytes(), "v1.14.0")
+            .expect("fixture is a valid 1.14 config");
+        assert_eq!(cfg.machine_type, ty);
+        assert_eq!(cfg.cluster_key, old.cluster_key);
+        assert_eq!(cfg.endpoint, old.endpoint);
+        assert_eq!(cfg.cluster_name, "lab");
+        assert_eq!(cfg.hostname.as_deref(), Some("n-1"));
+        assert_eq!(cfg.install_version().as_deref(), Some("v1.14.0"));
+        assert_eq!(cfg.str_at("/cluster/network/cni/name"), Some("none"));
+        assert_eq!(
+            cfg.str_at("/cluster/ca/crt"),
+            old.str_at("/cluster/ca/crt"),
+            "the Kubernetes CA, re-encoded as v1alpha1 has it"
+        );
+    }
+    let cp = config::parse(c.config_v1_14("controlplane", "n").as_bytes(), "v1.14.0").expect("cp");
+    assert_eq!(cp.k8s_ca(), old.k8s_ca());
+    // A 1.13-contract config does not decode on 1.14.
+    let e =
+        config::parse(c.config("controlplane").as_bytes(), "v1.14.0").expect_err("1.13 on 1.14");
+    let e = e.to_string();
+    assert!(
+        e.starts_with("decode error: ")
+            && e.contains("/cluster: Additional properties are not allowed"),
+        "{e}"
+    );
+}
+
+/// A node validates with the schema of the Talos it runs: a document kind new in 1.14 is
+/// refused by 1.13 and accepted by 1.14.
+#[test]
+fn schema_follows_the_running_version() {
+    let c = Cluster::new();
+    let extra = "---\napiVersion: v1alpha1\nkind: KernelModuleConfig\nname: br_netfilter\n";
+    let old = format!("{}{extra}", c.config("worker"));
+    let e = config::parse(old.as_bytes(), "v1.13.9").expect_err("unknown in 1.13");
+    assert!(
+        e.to_string()
+            .contains("unknown document: apiVersion=\"v1alpha1\" kind=\"KernelModuleConfig\""),
+        "{e}"
+    );
+    let new = format!("{}{extra}", c.config_v1_14("worker", "w"));
+    config::parse(new.as_bytes(), "v1.14.0").expect("a 1.14 document");
+    config::parse(new.as_bytes(), "v1.15.1").expect("later releases use the newest schema");
+}
+
+/// A Talos 1.14 cluster from multi-document configs: installs, bootstraps, serves Kubernetes
+/// at `KubeClusterConfig.endpoint`, and its kubelets register under their hostnames.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn talos_1_14_cluster_from_documents() {
+    let mut o = crate::k8s::fast();
+    o.talos.version = "v1.14.0".into();
+    let t = T::with(o).await;
+    let c = Cluster::with_endpoint("https://127.77.62.10:6443");
+    let cp_cfg = c.config_v1_14("controlplane", "cp-1");
+    let mut cp = crate::k8s::install(&t, &c, 481, "127.77.62.1", &cp_cfg).await;
+    let w_cfg = c.config_v1_14("worker", "w-1");
+    crate::k8s::install(&t, &c, 482, "127.77.62.2", &w_cfg).await;
+    cp.bootstrap(BootstrapRequest::default())
+        .await
+        .expect("Bootstrap");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let server = loop {
+        let k = t.control_get("/k8s").await;
+        let s = k["apiservers"].get(0).cloned().unwrap_or_default();
+        if s["nodes"].as_array().is_some_and(|n| n.len() == 2) {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never registered: {k}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(server["endpoint"], "https://127.77.62.10:6443");
+    assert_eq!(server["nodes"], serde_json::json!(["cp-1", "w-1"]));
+    let n = kit::wait_node(&t, 482, |n| n["ready"] == true).await;
+    assert_eq!(n["talos_version"], "v1.14.0");
+    assert_eq!(n["hostname"], "w-1");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -212,6 +212,81 @@ cluster:
     }
 }
 
+impl Cluster {
+    /// The same cluster as Talos 1.14 takes it: v1alpha1 keeps machine type/token/CA and the
+    /// cluster token; the Kubernetes side, install and discovery identity are documents (PEM
+    /// there is plain text). No `KubeFlannelCNIConfig`: no CNI.
+    pub fn config_v1_14(&self, machine_type: &str, hostname: &str) -> String {
+        let os_key = if machine_type == "worker" {
+            String::new()
+        } else {
+            b64(&to_pem(ED25519_KEY_LABEL, &self.os_ca.key_der))
+        };
+        // A literal block scalar: each PEM line indented four spaces.
+        let block = |pem: &str| {
+            pem.lines()
+                .map(|l| format!("    {l}\n"))
+                .collect::<String>()
+        };
+        let ca = if machine_type == "worker" {
+            format!("acceptedCAs:\n  - |\n{}", block(&self.k8s_ca_pem))
+        } else {
+            format!(
+                "issuingCA:\n  cert: |\n{}  key: |\n{}",
+                block(&self.k8s_ca_pem),
+                block(&to_pem("EC PRIVATE KEY", &self.k8s_key_der))
+            )
+        };
+        let secret = B64.encode([7u8; 32]);
+        format!(
+            "version: v1alpha1
+machine:
+  type: {machine_type}
+  token: abcdef.0123456789abcdef
+  ca:
+    crt: {os_crt}
+    key: \"{os_key}\"
+  certSANs: []
+cluster:
+  token: abcdef.0123456789abcdef
+---
+apiVersion: v1alpha1
+kind: KubeClusterConfig
+clusterName: lab
+endpoint: {endpoint}
+---
+apiVersion: v1alpha1
+kind: DiscoveryIdentityConfig
+clusterID: {secret}
+clusterSecret: {secret}
+---
+apiVersion: v1alpha1
+kind: UnattendedInstall
+installer:
+  image: ghcr.io/siderolabs/installer:v1.14.0
+---
+apiVersion: v1alpha1
+kind: KubeletConfig
+image: ghcr.io/siderolabs/kubelet:v1.35.0
+---
+apiVersion: v1alpha1
+kind: KubeNetworkConfig
+podSubnets: [10.244.0.0/16]
+serviceSubnets: [10.96.0.0/12]
+---
+apiVersion: v1alpha1
+kind: KubeAPIServerCAConfig
+{ca}---
+apiVersion: v1alpha1
+kind: HostnameConfig
+hostname: {hostname}
+",
+            os_crt = b64(&self.os_ca.cert_pem),
+            endpoint = self.endpoint,
+        )
+    }
+}
+
 /// The SEC1 (`EC PRIVATE KEY`) form of a P-256 key, as Talos stores the Kubernetes CA key:
 /// rebuilt from the PKCS#8 rcgen gives (version 1, private scalar, curve OID, public point).
 fn sec1_of(key: &KeyPair) -> Vec<u8> {
