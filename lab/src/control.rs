@@ -11,8 +11,8 @@
 //!   mode with a blank disk (as if reinstalled).
 //! - `GET /talos/etcd` — etcd membership per cluster (members, health, quorum).
 //! - `GET /k8s` — the running Kubernetes API servers (cluster, endpoint actually bound, nodes).
-//! - `POST /k8s/cni` — `{"cluster_key": …, "ready": true}`: the cluster's pod network is ready
-//!   (what a CNI install achieves: nodes of a `cni: none` cluster turn Ready).
+//! - `POST /k8s/cni` — `{"cluster_key": …, "ready": true}`: a test seam declaring the cluster's
+//!   pod network ready on every node (the real path: a Cilium agent pod ready on the node).
 //! - `GET /health` — `{"ok": true}`.
 
 use std::sync::Arc;

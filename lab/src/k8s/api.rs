@@ -1554,6 +1554,39 @@ fn col(name: &str, ty: &str, priority: u8) -> Value {
     c
 }
 
+/// A label selector as `kubectl` prints it (`a=b,c in (d,e)`; `<none>` when empty).
+fn selector_text(sel: &Value) -> String {
+    let mut parts: Vec<String> = sel["matchLabels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
+    for e in sel["matchExpressions"].as_array().into_iter().flatten() {
+        let key = e["key"].as_str().unwrap_or_default();
+        let values: Vec<&str> = e["values"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        parts.push(match e["operator"].as_str().unwrap_or_default() {
+            "In" => format!("{key} in ({})", values.join(",")),
+            "NotIn" => format!("{key} notin ({})", values.join(",")),
+            "Exists" => key.to_string(),
+            _ => format!("!{key}"),
+        });
+    }
+    parts.sort();
+    if parts.is_empty() {
+        "<none>".into()
+    } else {
+        parts.join(",")
+    }
+}
+
 /// A row's cells from an object.
 type Cells = dyn Fn(&Value) -> Vec<Value>;
 
@@ -1719,6 +1752,38 @@ fn table(k: &Kind, items: &[Value], rv: u64) -> Value {
                     n("updatedNumberScheduled"),
                     n("numberAvailable"),
                     json!(sel),
+                    json!(age(o)),
+                ]
+            }),
+        ),
+        "statefulsets" => (
+            vec![
+                col("Name", "string", 0),
+                col("Ready", "string", 0),
+                col("Age", "string", 0),
+            ],
+            Box::new(move |o| {
+                vec![
+                    name(o),
+                    json!(format!(
+                        "{}/{}",
+                        o["status"]["readyReplicas"].as_u64().unwrap_or(0),
+                        o["spec"]["replicas"].as_u64().unwrap_or(1)
+                    )),
+                    json!(age(o)),
+                ]
+            }),
+        ),
+        "networkpolicies" => (
+            vec![
+                col("Name", "string", 0),
+                col("Pod-Selector", "string", 0),
+                col("Age", "string", 0),
+            ],
+            Box::new(move |o| {
+                vec![
+                    name(o),
+                    json!(selector_text(&o["spec"]["podSelector"])),
                     json!(age(o)),
                 ]
             }),

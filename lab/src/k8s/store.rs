@@ -129,6 +129,28 @@ pub const KINDS: &[Kind] = &[
         has_spec: true,
     },
     Kind {
+        group: "apps",
+        version: "v1",
+        resource: "statefulsets",
+        singular: "statefulset",
+        kind: "StatefulSet",
+        namespaced: true,
+        short_names: &["sts"],
+        verbs: ALL_VERBS,
+        has_spec: true,
+    },
+    Kind {
+        group: "networking.k8s.io",
+        version: "v1",
+        resource: "networkpolicies",
+        singular: "networkpolicy",
+        kind: "NetworkPolicy",
+        namespaced: true,
+        short_names: &["netpol"],
+        verbs: ALL_VERBS,
+        has_spec: true,
+    },
+    Kind {
         group: "rbac.authorization.k8s.io",
         version: "v1",
         resource: "clusterrolebindings",
@@ -230,7 +252,12 @@ impl Kind {
 }
 
 /// API groups besides core, in discovery order.
-pub const GROUPS: &[&str] = &["apps", "rbac.authorization.k8s.io", "apiextensions.k8s.io"];
+pub const GROUPS: &[&str] = &[
+    "apps",
+    "networking.k8s.io",
+    "rbac.authorization.k8s.io",
+    "apiextensions.k8s.io",
+];
 
 /// RFC 3339 in UTC, second precision, as Kubernetes writes timestamps.
 pub fn rfc3339(t: SystemTime) -> String {
@@ -318,6 +345,14 @@ pub struct Store {
     /// A CNI made pod networking ready (Talos's flannel does from the start; a Cilium install
     /// sets this).
     pub cni_ready: Mutex<bool>,
+    /// The cilium-operator's marks on Nodes (they live on the Node objects and outlast the
+    /// operator): node → the agent-not-ready taint key it set.
+    pub cilium_taints: Mutex<BTreeMap<String, String>>,
+    /// node → when the operator posted NetworkUnavailable=False (CiliumIsUp).
+    pub cilium_up: Mutex<BTreeMap<String, String>>,
+    /// Pods that could be ready, by (workload uid, node): since when (they turn ready a
+    /// moment later, `TalosOptions::pod_ready_ms`).
+    pub pods: Mutex<HashMap<(String, String), std::time::Instant>>,
     /// Kinds built from CustomResourceDefinitions (leaked once per distinct definition, so
     /// they can be `&'static` like the built-in ones).
     custom: Mutex<HashMap<String, &'static Kind>>,
@@ -335,6 +370,9 @@ impl Store {
             inner: Mutex::new(Inner::default()),
             events: tokio::sync::broadcast::channel(1024).0,
             cni_ready: Mutex::new(false),
+            cilium_taints: Mutex::new(BTreeMap::new()),
+            cilium_up: Mutex::new(BTreeMap::new()),
+            pods: Mutex::new(HashMap::new()),
             custom: Mutex::new(HashMap::new()),
         };
         for ns in ["default", "kube-node-lease", "kube-public", "kube-system"] {

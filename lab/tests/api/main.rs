@@ -7,6 +7,7 @@ mod common;
 mod control;
 mod etcd;
 mod k8s;
+mod k8s_apps;
 mod locks;
 mod schema;
 mod talos;
