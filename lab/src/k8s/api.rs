@@ -948,7 +948,11 @@ fn serve_resource(
         "patch" => patch(api, t, qs, headers, body),
         "delete" => {
             let name = t.name.unwrap_or_default();
-            match store.delete(k, ns, name) {
+            let (policy, legacy_cascade) = match delete_options(qs, body) {
+                Ok(p) => p,
+                Err(r) => return *r,
+            };
+            match store.delete_with(k, ns, name, policy) {
                 Ok(v) if k.resource == "namespaces" => {
                     tokio::spawn(finish_namespace(api.store.clone(), name.to_string()));
                     json_resp(StatusCode::OK, &v)
@@ -957,8 +961,16 @@ fn serve_resource(
                     tokio::spawn(finalize_crd(api.store.clone(), name.to_string()));
                     json_resp(StatusCode::OK, &v)
                 }
-                // Finalizers hold it: the marked object is the answer.
-                Ok(v) if store.get(k, ns, name).is_ok() => json_resp(StatusCode::OK, &render(v)),
+                // Finalizers hold it: the marked object is the answer (202 only for the
+                // legacy `orphanDependents: false`, as the real handler does).
+                Ok(v) if store.get(k, ns, name).is_ok() => {
+                    let code = if legacy_cascade {
+                        StatusCode::ACCEPTED
+                    } else {
+                        StatusCode::OK
+                    };
+                    json_resp(code, &render(v))
+                }
                 Ok(v) => json_resp(
                     StatusCode::OK,
                     &json!({
@@ -973,10 +985,14 @@ fn serve_resource(
             }
         }
         "deletecollection" => {
+            let (policy, _) = match delete_options(qs, body) {
+                Ok(p) => p,
+                Err(r) => return *r,
+            };
             let (items, _) = store.list(k, t.ns);
             for o in &items {
                 if let Some(n) = o.pointer("/metadata/name").and_then(Value::as_str) {
-                    let _ = store.delete(k, ns, n);
+                    let _ = store.delete_with(k, ns, n, policy);
                 }
             }
             let (_, rv) = store.list(k, t.ns);
@@ -997,6 +1013,60 @@ fn serve_resource(
             Some(json!({})),
         ),
     }
+}
+
+/// `DeleteOptions` from the body (JSON, may be empty) and the query: the propagation policy
+/// (default Background, every kind served here defaults to it) and whether the legacy
+/// `orphanDependents: false` was given. Invalid options → 422 as the real validation words it.
+fn delete_options(
+    qs: &[(String, String)],
+    body: &[u8],
+) -> Result<(store::Propagation, bool), Early> {
+    let opts: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        match serde_json::from_slice(body).or_else(|_| serde_yaml::from_slice(body)) {
+            Ok(v) => v,
+            Err(e) => {
+                return Err(Box::new(bad_request(&format!(
+                    "the object provided is unrecognized: {e}"
+                ))));
+            }
+        }
+    };
+    let policy = opts["propagationPolicy"]
+        .as_str()
+        .map(str::to_string)
+        .or_else(|| q(qs, "propagationPolicy").map(str::to_string));
+    let orphan = opts["orphanDependents"].as_bool().or_else(|| {
+        q(qs, "orphanDependents").map(|v| matches!(v, "1" | "t" | "T" | "true" | "TRUE" | "True"))
+    });
+    let invalid = |field_msg: String| {
+        Box::new(status(
+            422,
+            "Invalid",
+            &format!("DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: {field_msg}"),
+            Some(json!({"group": "meta.k8s.io", "kind": "DeleteOptions",
+                "causes": [{"reason": if field_msg.starts_with("Unsupported") { "FieldValueNotSupported" } else { "FieldValueInvalid" },
+                    "message": field_msg, "field": "propagationPolicy"}]})),
+        ))
+    };
+    if let (Some(p), Some(_)) = (&policy, orphan) {
+        return Err(invalid(format!(
+            "Invalid value: \"{p}\": orphanDependents and deletionPropagation cannot be both set"
+        )));
+    }
+    let p = match (policy.as_deref(), orphan) {
+        (Some("Orphan"), _) | (None, Some(true)) => store::Propagation::Orphan,
+        (Some("Foreground"), _) => store::Propagation::Foreground,
+        (Some("Background"), _) | (None, _) => store::Propagation::Background,
+        (Some(other), _) => {
+            return Err(invalid(format!(
+                "Unsupported value: \"{other}\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
+            )));
+        }
+    };
+    Ok((p, orphan == Some(false)))
 }
 
 /// The namespace lifecycle admission's refusal.

@@ -142,6 +142,17 @@ impl ApiServer {
         since.elapsed() >= Duration::from_millis(self.talos.opts.pod_ready_ms)
     }
 
+    /// The garbage collector (kube-controller-manager's): a few passes, so that chains
+    /// (references dropped, then the finalizer) settle within one tick.
+    pub fn collect_garbage(&self) {
+        let kinds = self.store.owner_kinds();
+        for _ in 0..8 {
+            if !self.store.collect_garbage(&kinds) {
+                break;
+            }
+        }
+    }
+
     /// An object as served: stored fields plus the status its controllers post.
     pub fn view(&self, k: &store::Kind, obj: Value) -> Value {
         let uid = obj["metadata"]["uid"]
@@ -379,7 +390,10 @@ impl K8s {
         for (key, nodes) in want {
             let up = self.running().get(&key).map(|r| r.api.clone());
             match up {
-                Some(api) => api.sync_nodes(),
+                Some(api) => {
+                    api.sync_nodes();
+                    api.collect_garbage();
+                }
                 None => {
                     if let Some(r) = self.start(&key, &nodes).await {
                         r.api.sync_nodes();

@@ -643,13 +643,32 @@ impl Store {
     /// finalizers are cleared. A namespace's objects are deleted with it (each by the same
     /// rule); a CustomResourceDefinition takes its custom objects along.
     pub fn delete(&self, k: &Kind, ns: &str, name: &str) -> Result<Value, StoreError> {
+        self.delete_with(k, ns, name, Propagation::Background)
+    }
+
+    /// Delete with a propagation policy: `Orphan` and `Foreground` add the garbage collector's
+    /// `orphan` / `foregroundDeletion` finalizer (to objects not yet being deleted; namespaces
+    /// keep their own lifecycle), so the object is only marked and the collector finishes it.
+    pub fn delete_with(
+        &self,
+        k: &Kind,
+        ns: &str,
+        name: &str,
+        policy: Propagation,
+    ) -> Result<Value, StoreError> {
         let mut g = self.lock();
         let key = (k.qualified(), ns.to_string(), name.to_string());
-        if !g.objects.contains_key(&key) {
+        let Some(obj) = g.objects.get_mut(&key) else {
             return Err(StoreError::NotFound {
                 resource: k.qualified(),
                 name: name.into(),
             });
+        };
+        if let Some(f) = policy.finalizer()
+            && k.resource != "namespaces"
+            && obj.pointer("/metadata/deletionTimestamp").is_none()
+        {
+            add_finalizer(obj, f);
         }
         let held = k.resource == "namespaces" || k.qualified() == CRDS;
         let obj = self.delete_locked(&mut g, &key, held);
@@ -740,6 +759,217 @@ impl Store {
             },
         );
         o
+    }
+
+    /// Store a changed object: a new resourceVersion and a MODIFIED event; an object being
+    /// deleted whose last finalizer went is removed instead (DELETED).
+    fn put_locked(&self, g: &mut Inner, key: &Key, mut o: Value) {
+        if o.pointer("/metadata/deletionTimestamp").is_some() && !has_finalizers(&o) {
+            g.objects.remove(key);
+            self.emit_deleted(g, key.clone(), o);
+            return;
+        }
+        g.rv += 1;
+        let rv = g.rv;
+        meta_of(&mut o).insert("resourceVersion".into(), json!(rv.to_string()));
+        g.objects.insert(key.clone(), o.clone());
+        g.emit(
+            &self.events,
+            Event {
+                kind: "MODIFIED",
+                resource: key.0.clone(),
+                namespace: key.1.clone(),
+                rv,
+                object: o,
+            },
+        );
+    }
+
+    /// One pass of the garbage collector. `kinds` resolves an owner reference's
+    /// (apiVersion, kind) to its store resource and scope; references it cannot resolve keep
+    /// their dependent (the real collector cannot look such an owner up either).
+    /// - an owner being deleted with the `orphan` finalizer: its dependents lose their
+    ///   references to it, then the finalizer goes (and with it the owner);
+    /// - an owner being deleted with `foregroundDeletion`: its dependents are deleted
+    ///   (foreground when their reference has `blockOwnerDeletion`, else background); once no
+    ///   dependent with `blockOwnerDeletion` is left, the finalizer goes;
+    /// - a dependent all of whose owners are gone is deleted (background); one with some owners
+    ///   gone loses the dangling references.
+    ///
+    /// Returns whether anything changed.
+    pub fn collect_garbage(&self, kinds: &HashMap<(String, String), (String, bool)>) -> bool {
+        enum Action {
+            Delete(Key, Propagation),
+            DropRefs(Key, Vec<String>),
+            DropFinalizer(Key, &'static str),
+        }
+        let mut g = self.lock();
+        let uid_of = |o: &Value| {
+            o["metadata"]["uid"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        };
+        let refs_of = |o: &Value| {
+            o["metadata"]["ownerReferences"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        };
+        let deleting = |o: &Value| o.pointer("/metadata/deletionTimestamp").is_some();
+        let has_fin = |o: &Value, f: &str| {
+            o["metadata"]["finalizers"]
+                .as_array()
+                .is_some_and(|fs| fs.iter().any(|x| x == f))
+        };
+        // uid → dependents (key, their reference).
+        let mut dependents: HashMap<String, Vec<(Key, Value)>> = HashMap::new();
+        for (key, o) in &g.objects {
+            for r in refs_of(o) {
+                if let Some(u) = r["uid"].as_str() {
+                    dependents
+                        .entry(u.to_string())
+                        .or_default()
+                        .push((key.clone(), r.clone()));
+                }
+            }
+        }
+        let mut actions = Vec::new();
+        for (key, o) in &g.objects {
+            let deps = dependents.get(&uid_of(o)).cloned().unwrap_or_default();
+            if deleting(o) && has_fin(o, FINALIZER_ORPHAN) {
+                for (d, _) in &deps {
+                    actions.push(Action::DropRefs(d.clone(), vec![uid_of(o)]));
+                }
+                if deps.is_empty() {
+                    actions.push(Action::DropFinalizer(key.clone(), FINALIZER_ORPHAN));
+                }
+                continue;
+            }
+            if deleting(o) && has_fin(o, FINALIZER_FOREGROUND) {
+                let mut blocking = false;
+                for (d, r) in &deps {
+                    let block = r["blockOwnerDeletion"] == true;
+                    blocking |= block;
+                    if g.objects.get(d).is_some_and(|x| !deleting(x)) {
+                        let p = if block {
+                            Propagation::Foreground
+                        } else {
+                            Propagation::Background
+                        };
+                        actions.push(Action::Delete(d.clone(), p));
+                    }
+                }
+                if !blocking {
+                    actions.push(Action::DropFinalizer(key.clone(), FINALIZER_FOREGROUND));
+                }
+                continue;
+            }
+            let refs = refs_of(o);
+            if refs.is_empty() || deleting(o) {
+                continue;
+            }
+            let mut absent = Vec::new();
+            let mut unresolved = false;
+            for r in &refs {
+                let gvk = (
+                    r["apiVersion"].as_str().unwrap_or_default().to_string(),
+                    r["kind"].as_str().unwrap_or_default().to_string(),
+                );
+                let Some((resource, namespaced)) = kinds.get(&gvk) else {
+                    unresolved = true;
+                    continue;
+                };
+                let owner_key = (
+                    resource.clone(),
+                    if *namespaced {
+                        key.1.clone()
+                    } else {
+                        String::new()
+                    },
+                    r["name"].as_str().unwrap_or_default().to_string(),
+                );
+                let present = g
+                    .objects
+                    .get(&owner_key)
+                    .is_some_and(|ow| ow["metadata"]["uid"] == r["uid"]);
+                if !present {
+                    absent.push(r["uid"].as_str().unwrap_or_default().to_string());
+                }
+            }
+            if unresolved || absent.is_empty() {
+                continue;
+            }
+            if absent.len() == refs.len() {
+                actions.push(Action::Delete(key.clone(), Propagation::Background));
+            } else {
+                actions.push(Action::DropRefs(key.clone(), absent));
+            }
+        }
+        let changed = !actions.is_empty();
+        for a in actions {
+            match a {
+                Action::Delete(key, p) => {
+                    // Namespaces and CRDs have their own controllers.
+                    if key.0 == "namespaces" || key.0 == CRDS {
+                        continue;
+                    }
+                    if let Some(f) = p.finalizer()
+                        && let Some(o) = g.objects.get_mut(&key)
+                    {
+                        add_finalizer(o, f);
+                    }
+                    self.delete_locked(&mut g, &key, false);
+                }
+                Action::DropRefs(key, uids) => {
+                    let Some(mut o) = g.objects.get(&key).cloned() else {
+                        continue;
+                    };
+                    let left: Vec<Value> = refs_of(&o)
+                        .into_iter()
+                        .filter(|r| !uids.iter().any(|u| r["uid"] == json!(u)))
+                        .collect();
+                    let meta = meta_of(&mut o);
+                    if left.is_empty() {
+                        meta.remove("ownerReferences");
+                    } else {
+                        meta.insert("ownerReferences".into(), json!(left));
+                    }
+                    self.put_locked(&mut g, &key, o);
+                }
+                Action::DropFinalizer(key, f) => {
+                    let Some(mut o) = g.objects.get(&key).cloned() else {
+                        continue;
+                    };
+                    if let Some(fs) = meta_of(&mut o)
+                        .get_mut("finalizers")
+                        .and_then(Value::as_array_mut)
+                    {
+                        fs.retain(|x| x != f);
+                        if fs.is_empty() {
+                            meta_of(&mut o).remove("finalizers");
+                        }
+                    }
+                    self.put_locked(&mut g, &key, o);
+                }
+            }
+        }
+        changed
+    }
+
+    /// (apiVersion, kind) → (store resource, namespaced) of every served kind: what the
+    /// garbage collector resolves owner references with.
+    pub fn owner_kinds(&self) -> HashMap<(String, String), (String, bool)> {
+        KINDS
+            .iter()
+            .chain(self.custom_kinds())
+            .map(|k| {
+                (
+                    (k.api_version(), k.kind.to_string()),
+                    (k.qualified(), k.namespaced),
+                )
+            })
+            .collect()
     }
 
     /// The namespace controller's last step: a Terminating namespace with nothing left in it
@@ -973,6 +1203,40 @@ fn set_condition(o: &mut Value, t: &str, status: &str, reason: &str, message: &s
         *old = c;
     } else {
         conds.push(c);
+    }
+}
+
+/// The garbage collector's finalizers.
+pub const FINALIZER_ORPHAN: &str = "orphan";
+pub const FINALIZER_FOREGROUND: &str = "foregroundDeletion";
+
+/// `DeleteOptions.propagationPolicy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Propagation {
+    Orphan,
+    Background,
+    Foreground,
+}
+
+impl Propagation {
+    /// The finalizer the API server adds for it.
+    pub fn finalizer(self) -> Option<&'static str> {
+        match self {
+            Propagation::Orphan => Some(FINALIZER_ORPHAN),
+            Propagation::Foreground => Some(FINALIZER_FOREGROUND),
+            Propagation::Background => None,
+        }
+    }
+}
+
+fn add_finalizer(o: &mut Value, f: &str) {
+    let fins = meta_of(o).entry("finalizers").or_insert_with(|| json!([]));
+    if !fins.is_array() {
+        *fins = json!([]);
+    }
+    let list = fins.as_array_mut().expect("array");
+    if !list.iter().any(|x| x == f) {
+        list.push(json!(f));
     }
 }
 

@@ -16,7 +16,7 @@ use crate::k8s::{
 };
 use crate::talos_kit::{Cluster, NodeOpts};
 
-fn opts(pod_ready_ms: u64) -> LabOptions {
+pub fn opts(pod_ready_ms: u64) -> LabOptions {
     LabOptions {
         talos: TalosOptions {
             timing: TalosTiming {
@@ -40,7 +40,7 @@ fn reference(rel: &str) -> std::path::PathBuf {
 /// A cluster at `net`.10:6443 with a control plane (`net`.1) and, if named, a worker
 /// (`net`.2); `cni: none` unless `flannel`. The admin client, base URL, kubeconfig YAML and
 /// cluster key.
-async fn cluster(
+pub async fn cluster(
     t: &T,
     net: &str,
     vmid: u32,
@@ -170,7 +170,7 @@ async fn python_apply(yaml: &[u8], manifest: std::path::PathBuf, ns: &str) -> Ve
 }
 
 /// GET `url` until `pred` holds (panics after `secs` with the last answer).
-async fn wait_for(
+pub async fn wait_for(
     kube: &reqwest::Client,
     url: &str,
     secs: u64,
