@@ -310,6 +310,10 @@ pub struct K8s {
     talos: Arc<Talos>,
     stores: Mutex<HashMap<String, Arc<Store>>>,
     running: Mutex<HashMap<String, Running>>,
+    /// Clusters whose API server is kept down (a restart fault) until then.
+    down_until: Mutex<HashMap<String, std::time::Instant>>,
+    /// Serialises reconciling with faults that stop servers.
+    reconciling: tokio::sync::Mutex<()>,
 }
 
 impl K8s {
@@ -318,7 +322,43 @@ impl K8s {
             talos,
             stores: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
+            down_until: Mutex::new(HashMap::new()),
+            reconciling: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Fault: the cluster's API server goes away now (its listener closes, so connections are
+    /// refused; open connections and watches end) and the reconciler starts it again after
+    /// `down_ms`, with the same store. False if it is not running.
+    pub async fn restart(&self, key: &str, down_ms: u64) -> bool {
+        let _one = self.reconciling.lock().await;
+        self.down_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                key.to_string(),
+                std::time::Instant::now() + Duration::from_millis(down_ms),
+            );
+        let r = self.running().remove(key);
+        match r {
+            Some(r) => {
+                stop(r).await;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn held_down(&self, key: &str) -> bool {
+        let mut down = self.down_until.lock().unwrap_or_else(|e| e.into_inner());
+        match down.get(key) {
+            Some(t) if *t > std::time::Instant::now() => true,
+            Some(_) => {
+                down.remove(key);
+                false
+            }
+            None => false,
+        }
     }
 
     fn running(&self) -> MutexGuard<'_, HashMap<String, Running>> {
@@ -357,6 +397,7 @@ impl K8s {
     }
 
     async fn reconcile(self: &Arc<Self>) {
+        let _one = self.reconciling.lock().await;
         self.talos.sync();
         let mut want = Vec::new();
         for key in self.talos.cluster_keys() {
@@ -371,7 +412,8 @@ impl K8s {
                     .talos
                     .bootstrapped_for(&key)
                     .is_some_and(|d| d >= delay);
-            if cp_up && old_enough && self.talos.cluster_bootstrapped(&key) {
+            if cp_up && old_enough && self.talos.cluster_bootstrapped(&key) && !self.held_down(&key)
+            {
                 want.push((key, nodes));
             }
         }

@@ -8,6 +8,7 @@ mod control;
 mod etcd;
 mod k8s;
 mod k8s_apps;
+mod k8s_faults;
 mod k8s_gc;
 mod locks;
 mod schema;
