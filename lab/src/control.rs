@@ -14,7 +14,8 @@
 //! - `POST /k8s/cni` — `{"cluster_key": …, "ready": true}`: a test seam declaring the cluster's
 //!   pod network ready on every node (the real path: a Cilium agent pod ready on the node).
 //! - `POST /k8s/restart` — `{"cluster_key": …, "down_ms": N}`: fault: the cluster's API server
-//!   stops (connections refused, open watches end) and comes back after N ms, same store.
+//!   stops (connections refused, open watches end) and comes back after N ms, same store;
+//!   while it is held down, only the end of the outage moves.
 //! - `GET /health` — `{"ok": true}`.
 
 use std::sync::Arc;

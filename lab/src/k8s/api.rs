@@ -15,6 +15,7 @@ use hyper::{Method, Response, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::ApiServer;
+use super::openapi;
 use super::ssa;
 use super::store::{self, Kind, StoreError};
 use super::tls::Identity;
@@ -302,6 +303,43 @@ fn all_groups(api: &ApiServer) -> Vec<(String, Vec<String>)> {
     out
 }
 
+/// Every group version's OpenAPI v3 document, by its index key (`api/v1`, `apis/<g>/<v>`).
+fn openapi_docs(api: &ApiServer) -> Vec<(String, Value)> {
+    let mut gvs: Vec<(String, String)> = vec![(String::new(), "v1".into())];
+    for (g, vs) in all_groups(api) {
+        for v in vs {
+            gvs.push((g.clone(), v));
+        }
+    }
+    let crds = store::kind_in("apiextensions.k8s.io", "customresourcedefinitions").expect("crds");
+    gvs.into_iter()
+        .map(|(g, v)| {
+            let kinds: Vec<(&Kind, Option<Value>)> = kinds_of(api, &g, &v)
+                .into_iter()
+                .map(|k| {
+                    let custom = store::kind_in(k.group, k.resource).is_none();
+                    let crd_version = custom.then(|| {
+                        api.store
+                            .get(crds, "", &k.qualified())
+                            .ok()
+                            .and_then(|c| {
+                                c["spec"]["versions"].as_array().and_then(|vs| {
+                                    vs.iter().find(|x| x["name"] == k.version).cloned()
+                                })
+                            })
+                            .unwrap_or_else(|| json!({}))
+                    });
+                    (k, crd_version)
+                })
+                .collect();
+            (
+                openapi::gv_path(&g, &v),
+                openapi::document(&g, &v, &kinds, &api.version),
+            )
+        })
+        .collect()
+}
+
 /// The kinds a group version serves.
 fn kinds_of(api: &ApiServer, group: &str, version: &str) -> Vec<&'static Kind> {
     let mut ks: Vec<&'static Kind> = store::KINDS
@@ -481,6 +519,24 @@ pub async fn handle(api: Arc<ApiServer>, identity: Identity, req: Req) -> Resp {
     if discovery {
         if user.anonymous() && !user.masters() {
             return forbidden_path(&user, &path);
+        }
+        if trimmed == "/openapi/v3" {
+            return json_resp(StatusCode::OK, &openapi::index(&openapi_docs(&api)));
+        }
+        if let Some(gv) = trimmed.strip_prefix("/openapi/v3/") {
+            return match openapi_docs(&api).into_iter().find(|(p, _)| p == gv) {
+                Some((_, doc)) => {
+                    let mut r = json_resp(StatusCode::OK, &doc);
+                    if let Ok(v) = hyper::header::HeaderValue::from_str(&format!(
+                        "\"{}\"",
+                        openapi::hash(&doc)
+                    )) {
+                        r.headers_mut().insert(hyper::header::ETAG, v);
+                    }
+                    r
+                }
+                None => text(StatusCode::NOT_FOUND, "404 page not found\n"),
+            };
         }
         return match (trimmed, group_doc) {
             ("/api", _) => json_resp(

@@ -12,6 +12,7 @@
 pub mod api;
 pub mod cilium;
 pub mod nodes;
+pub mod openapi;
 pub mod proto;
 pub mod ssa;
 pub mod store;
@@ -329,9 +330,16 @@ impl K8s {
 
     /// Fault: the cluster's API server goes away now (its listener closes, so connections are
     /// refused; open connections and watches end) and the reconciler starts it again after
-    /// `down_ms`, with the same store. False if it is not running.
+    /// `down_ms`, with the same store. On a server already held down this only moves the end
+    /// of the outage (`down_ms: 0` brings it back at once). False if it neither runs nor is
+    /// held down.
     pub async fn restart(&self, key: &str, down_ms: u64) -> bool {
         let _one = self.reconciling.lock().await;
+        let was_down = self.held_down(key);
+        let r = self.running().remove(key);
+        if r.is_none() && !was_down {
+            return false;
+        }
         self.down_until
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -339,14 +347,10 @@ impl K8s {
                 key.to_string(),
                 std::time::Instant::now() + Duration::from_millis(down_ms),
             );
-        let r = self.running().remove(key);
-        match r {
-            Some(r) => {
-                stop(r).await;
-                true
-            }
-            None => false,
+        if let Some(r) = r {
+            stop(r).await;
         }
+        true
     }
 
     fn held_down(&self, key: &str) -> bool {

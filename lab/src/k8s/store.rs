@@ -452,6 +452,9 @@ impl Store {
         if k.has_spec {
             meta.insert("generation".into(), json!(1));
         }
+        if k.group == "apps" {
+            apps_defaults(k.resource, &mut obj);
+        }
         if k.resource == "namespaces" {
             namespace_defaults(&mut obj, &name);
             obj["spec"]["finalizers"] = json!(["kubernetes"]);
@@ -498,6 +501,9 @@ impl Store {
         mut obj: Value,
         status: bool,
     ) -> Result<Value, StoreError> {
+        if k.group == "apps" {
+            apps_defaults(k.resource, &mut obj);
+        }
         let mut g = self.lock();
         let key = (k.qualified(), ns.to_string(), name.to_string());
         let Some(old) = g.objects.get(&key).cloned() else {
@@ -1172,6 +1178,48 @@ impl Store {
             let _ = self.create(nodes, "", node);
         }
         self.lock().registered.insert(vmid, boots);
+    }
+}
+
+/// The defaults the API server sets on apps/v1 workloads (what `kubectl rollout status`
+/// reads back, e.g. a StatefulSet's `updateStrategy`). Only fields left unset are filled.
+pub fn apps_defaults(resource: &str, obj: &mut Value) {
+    if !matches!(resource, "deployments" | "statefulsets" | "daemonsets") {
+        return;
+    }
+    if !obj.get("spec").is_some_and(Value::is_object) {
+        obj["spec"] = json!({});
+    }
+    let spec = obj["spec"].as_object_mut().expect("object");
+    let mut set = |k: &str, v: Value| {
+        spec.entry(k.to_string()).or_insert(v);
+    };
+    set("revisionHistoryLimit", json!(10));
+    match resource {
+        "deployments" => {
+            set("replicas", json!(1));
+            set("progressDeadlineSeconds", json!(600));
+            set(
+                "strategy",
+                json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}),
+            );
+        }
+        "statefulsets" => {
+            set("replicas", json!(1));
+            set("podManagementPolicy", json!("OrderedReady"));
+            set(
+                "updateStrategy",
+                json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
+            );
+            set(
+                "persistentVolumeClaimRetentionPolicy",
+                json!({"whenDeleted": "Retain", "whenScaled": "Retain"}),
+            );
+        }
+        _ => set(
+            "updateStrategy",
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}),
+        ),
     }
 }
 
