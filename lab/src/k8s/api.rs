@@ -963,8 +963,12 @@ fn serve_resource(
             {
                 obj["type"] = json!("Opaque");
             }
+            let warnings = match structural(store, k, qs, &mut obj) {
+                Ok(w) => w,
+                Err(r) => return *r,
+            };
             if q(qs, "dryRun").is_some() {
-                return json_resp(StatusCode::CREATED, &obj);
+                return with_warnings(json_resp(StatusCode::CREATED, &obj), &warnings);
             }
             ssa::track_update(None, &mut obj, &updater(qs, headers), &now());
             match store.create(k, ns, obj) {
@@ -972,7 +976,7 @@ fn serve_resource(
                     if crd {
                         tokio::spawn(establish(api.store.clone(), name));
                     }
-                    json_resp(StatusCode::CREATED, &render(v))
+                    with_warnings(json_resp(StatusCode::CREATED, &render(v)), &warnings)
                 }
                 Err(e) => store_err(e),
             }
@@ -993,11 +997,15 @@ fn serve_resource(
                 ));
             }
             let mut obj = obj;
+            let warnings = match structural(store, k, qs, &mut obj) {
+                Ok(w) => w,
+                Err(r) => return *r,
+            };
             if let Ok(old) = store.get(k, ns, name) {
                 ssa::track_update(Some(&old), &mut obj, &updater(qs, headers), &now());
             }
             match store.update(k, ns, name, obj) {
-                Ok(v) => json_resp(StatusCode::OK, &render(v)),
+                Ok(v) => with_warnings(json_resp(StatusCode::OK, &render(v)), &warnings),
                 Err(e) => store_err(e),
             }
         }
@@ -1123,6 +1131,64 @@ fn delete_options(
         }
     };
     Ok((p, orphan == Some(false)))
+}
+
+/// A custom kind's structural schema: its CRD version's `openAPIV3Schema`.
+fn custom_schema(store: &store::Store, k: &Kind) -> Option<Value> {
+    if store::kind_in(k.group, k.resource).is_some() {
+        return None;
+    }
+    let crds = store::kind_in("apiextensions.k8s.io", "customresourcedefinitions")?;
+    let crd = store.get(crds, "", &k.qualified()).ok()?;
+    crd["spec"]["versions"]
+        .as_array()?
+        .iter()
+        .find(|v| v["name"] == k.version)?
+        .pointer("/schema/openAPIV3Schema")
+        .cloned()
+}
+
+/// Prune and default a custom object by its CRD's schema. `fieldValidation` decides what
+/// unknown (pruned) fields mean: `Strict` → 400 BadRequest (the decoder's strict error),
+/// `Ignore` → nothing, `Warn` (the default) → `Warning` headers. Returns the warnings.
+fn structural(
+    store: &store::Store,
+    k: &Kind,
+    qs: &[(String, String)],
+    obj: &mut Value,
+) -> Result<Vec<String>, Early> {
+    let Some(schema) = custom_schema(store, k) else {
+        return Ok(Vec::new());
+    };
+    let pruned = super::structural::prune_and_default(obj, &schema);
+    let unknown: Vec<String> = pruned
+        .iter()
+        .map(|p| format!("unknown field \"{p}\""))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(unknown);
+    }
+    match q(qs, "fieldValidation") {
+        Some("Strict") => Err(Box::new(bad_request(&format!(
+            "{kind} in version \"{v}\" cannot be handled as a {kind}: strict decoding error: {}",
+            unknown.join(", "),
+            kind = k.kind,
+            v = k.version
+        )))),
+        Some("Ignore") => Ok(Vec::new()),
+        _ => Ok(unknown),
+    }
+}
+
+/// `Warning: 299 - "<text>"` headers (the text quoted as Go's %q does).
+fn with_warnings(mut r: Resp, warnings: &[String]) -> Resp {
+    for w in warnings {
+        let quoted = serde_json::to_string(w).unwrap_or_default();
+        if let Ok(v) = hyper::header::HeaderValue::from_str(&format!("299 - {quoted}")) {
+            r.headers_mut().append(hyper::header::WARNING, v);
+        }
+    }
+    r
 }
 
 /// The namespace lifecycle admission's refusal.
@@ -1489,6 +1555,11 @@ fn patch(
             };
             let mut applied = p;
             applied["metadata"]["name"] = json!(name);
+            let warnings = match structural(store, k, qs, &mut applied) {
+                Ok(w) => w,
+                Err(r) => return *r,
+            };
+            let schema = custom_schema(store, k);
             match ssa::apply(live.as_ref(), &applied, manager, force, &now()) {
                 Err(conflicts) => {
                     let causes: Vec<Value> = conflicts
@@ -1512,12 +1583,18 @@ fn patch(
                         }
                         obj["status"] = crd_initial_status(&mut obj);
                     }
+                    if let Some(s) = &schema {
+                        super::structural::prune_and_default(&mut obj, s);
+                    }
                     return match store.create(k, ns, obj) {
                         Ok(v) => {
                             if crd {
                                 tokio::spawn(establish(api.store.clone(), name.to_string()));
                             }
-                            json_resp(StatusCode::CREATED, &api.view(k, v))
+                            with_warnings(
+                                json_resp(StatusCode::CREATED, &api.view(k, v)),
+                                &warnings,
+                            )
                         }
                         Err(e) => store_err(e),
                     };
@@ -1534,8 +1611,13 @@ fn patch(
                             }
                         }
                     }
+                    if let Some(s) = &schema {
+                        super::structural::prune_and_default(&mut obj, s);
+                    }
                     return match store.update(k, ns, name, obj) {
-                        Ok(v) => json_resp(StatusCode::OK, &v),
+                        Ok(v) => {
+                            with_warnings(json_resp(StatusCode::OK, &api.view(k, v)), &warnings)
+                        }
                         Err(e) => store_err(e),
                     };
                 }
@@ -1551,6 +1633,10 @@ fn patch(
         }
     };
     let mut result = result;
+    let warnings = match structural(store, k, qs, &mut result) {
+        Ok(w) => w,
+        Err(r) => return *r,
+    };
     if let Ok(old) = store.get(k, ns, name) {
         ssa::track_update(Some(&old), &mut result, &updater(qs, headers), &now());
     }
@@ -1561,7 +1647,7 @@ fn patch(
         m.remove("resourceVersion");
     }
     match store.update(k, ns, name, result) {
-        Ok(v) => json_resp(StatusCode::OK, &api.view(k, v)),
+        Ok(v) => with_warnings(json_resp(StatusCode::OK, &api.view(k, v)), &warnings),
         Err(e) => store_err(e),
     }
 }

@@ -16,6 +16,7 @@ pub mod openapi;
 pub mod proto;
 pub mod ssa;
 pub mod store;
+pub mod structural;
 pub mod tls;
 pub mod workloads;
 

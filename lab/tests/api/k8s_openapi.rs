@@ -69,7 +69,7 @@ async fn openapi_v3_documents_and_apps_defaults() {
         "metadata": {"name": "widgets.example.com"},
         "spec": {"group": "example.com", "scope": "Namespaced", "names": {"plural": "widgets", "kind": "Widget"},
             "versions": [{"name": "v1beta1", "served": true, "storage": true,
-                "schema": {"openAPIV3Schema": {"type": "object", "properties": {"spec": {"type": "object", "properties": {"size": {"type": "integer"}}}}}}}]}});
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {"spec": {"type": "object", "properties": {"size": {"type": "integer"}, "color": {"type": "string", "default": "blue"}}}}}}}]}});
     let (s, made) = send(
         &kube,
         reqwest::Method::POST,
@@ -105,6 +105,69 @@ async fn openapi_v3_documents_and_apps_defaults() {
             .is_none(),
         "custom resources take no strategic merge patch"
     );
+
+    // Custom objects are pruned and defaulted by the CRD's structural schema; unknown fields
+    // are warned about (the default), refused (Strict) or silently dropped (Ignore).
+    let widgets = format!("{base}/apis/example.com/v1beta1/namespaces/default/widgets");
+    let w = json!({"apiVersion": "example.com/v1beta1", "kind": "Widget", "metadata": {"name": "w1"},
+        "spec": {"size": 2, "bogus": true}, "extra": 1});
+    let r = kube
+        .post(&widgets)
+        .header("Content-Type", "application/json")
+        .body(serde_json::to_vec(&w).expect("json"))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(r.status().as_u16(), 201);
+    let warnings: Vec<String> = r
+        .headers()
+        .get_all("warning")
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_string))
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "299 - \"unknown field \\\"spec.bogus\\\"\"",
+            "299 - \"unknown field \\\"extra\\\"\""
+        ]
+    );
+    let made: Value = r.json().await.expect("json");
+    assert_eq!(made["spec"], json!({"size": 2, "color": "blue"}));
+    assert!(made.get("extra").is_none());
+    let (s, e) = send(
+        &kube,
+        reqwest::Method::POST,
+        &format!("{widgets}?fieldValidation=Strict"),
+        "application/json",
+        &json!({"apiVersion": "example.com/v1beta1", "kind": "Widget", "metadata": {"name": "w2"}, "spec": {"bogus": 1, "more": 2}}),
+    )
+    .await;
+    assert_eq!((s, e["reason"].as_str()), (400, Some("BadRequest")), "{e}");
+    assert_eq!(
+        e["message"],
+        "Widget in version \"v1beta1\" cannot be handled as a Widget: strict decoding error: unknown field \"spec.bogus\", unknown field \"spec.more\""
+    );
+    // Server-side apply (what kubectl sends with fieldValidation=Strict) and Ignore.
+    let r = kube
+        .patch(format!("{widgets}/w3?fieldManager=t&fieldValidation=Ignore"))
+        .header("Content-Type", "application/apply-patch+yaml")
+        .body("apiVersion: example.com/v1beta1\nkind: Widget\nmetadata:\n  name: w3\nspec:\n  size: 5\n  nope: 1\n")
+        .send()
+        .await
+        .expect("apply");
+    assert_eq!(r.status().as_u16(), 201);
+    assert!(r.headers().get("warning").is_none());
+    let applied: Value = r.json().await.expect("json");
+    assert_eq!(applied["spec"], json!({"size": 5, "color": "blue"}));
+    let r = kube
+        .patch(format!("{widgets}/w3?fieldManager=t&fieldValidation=Strict"))
+        .header("Content-Type", "application/apply-patch+yaml")
+        .body("apiVersion: example.com/v1beta1\nkind: Widget\nmetadata:\n  name: w3\nspec:\n  nope: 1\n")
+        .send()
+        .await
+        .expect("apply");
+    assert_eq!(r.status().as_u16(), 400);
 
     // apps/v1 defaults, as `kubectl rollout status` reads them; a repeated apply does not
     // move the generation.
