@@ -81,7 +81,7 @@ impl Api {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deletion_propagation_and_garbage_collection() {
     let t = T::with(opts(0)).await;
-    let (kube, base, _, _) = cluster(&t, "127.77.43", 631, ("gc-cp", None), true).await;
+    let (kube, base, yaml, _) = cluster(&t, "127.77.43", 631, ("gc-cp", None), true).await;
     let api = Api {
         kube,
         cms: format!("{base}/api/v1/namespaces/default/configmaps"),
@@ -222,5 +222,52 @@ async fn deletion_propagation_and_garbage_collection() {
         "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Invalid value: \"Orphan\": orphanDependents and deletionPropagation cannot be both set"
     );
     assert_eq!(api.get("own-b").await.0, 200);
+
+    // The official Python client sends DeleteOptions in the body.
+    let owner = api.cm("py-owner", &[], &[]).await;
+    api.cm("py-dep", &[(&owner, true)], &[]).await;
+    let fg = api.cm("py-fg", &[], &[]).await;
+    api.cm("py-fg-dep", &[(&fg, true)], &[]).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let kc = dir.path().join("kubeconfig");
+    std::fs::write(&kc, &yaml).expect("write");
+    let script = r#"
+import sys
+from kubernetes import client, config
+config.load_kube_config(sys.argv[1])
+v1 = client.CoreV1Api()
+o = v1.delete_namespaced_config_map("py-owner", "default", body=client.V1DeleteOptions(propagation_policy="Orphan"))
+# The answer is the marked ConfigMap, not a Status: the client hands it back as a dict.
+print("orphan=" + ",".join(o["metadata"]["finalizers"]))
+f = v1.delete_namespaced_config_map("py-fg", "default", propagation_policy="Foreground")
+print("foreground=" + ",".join(f["metadata"]["finalizers"]))
+"#;
+    let py = crate::k8s::venv_python();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(py)
+            .arg("-c")
+            .arg(script)
+            .arg(&kc)
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("python runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "python failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        ["orphan=orphan", "foreground=foregroundDeletion"]
+    );
+    api.gone("py-owner").await;
+    api.gone("py-fg").await;
+    api.gone("py-fg-dep").await;
+    let (s, kept) = api.get("py-dep").await;
+    assert_eq!(s, 200);
+    assert!(kept["metadata"].get("ownerReferences").is_none(), "{kept}");
     t.lab.shutdown().await;
 }
