@@ -229,7 +229,38 @@ impl ApiServer {
         let base = nodes::with_status(obj.clone(), &kubelet);
         let (scheduled, ready) = self.cilium_agent(&workloads::NodeInfo::of(&base));
         kubelet.cni_ready = self.cni_ready() || ready;
-        (nodes::with_status(obj, &kubelet), scheduled, ready)
+        let mut view = nodes::with_status(obj, &kubelet);
+        self.ready_transition(&name, &mut view);
+        (view, scheduled, ready)
+    }
+
+    /// The Ready condition's lastTransitionTime (and heartbeat): when its status last changed,
+    /// as first seen by the lab (the Node's creation for the first status).
+    fn ready_transition(&self, name: &str, view: &mut Value) {
+        let created = view["metadata"]["creationTimestamp"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let Some(cond) = view["status"]["conditions"]
+            .as_array_mut()
+            .and_then(|cs| cs.iter_mut().find(|c| c["type"] == "Ready"))
+        else {
+            return;
+        };
+        let status = cond["status"].as_str().unwrap_or_default().to_string();
+        let mut seen = self
+            .store
+            .ready_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let since = match seen.get(name) {
+            Some((st, at)) if *st == status && *at >= created => at.clone(),
+            Some(_) => store::rfc3339(std::time::SystemTime::now()).max(created),
+            None => created,
+        };
+        seen.insert(name.to_string(), (status, since.clone()));
+        cond["lastTransitionTime"] = json!(since);
+        cond["lastHeartbeatTime"] = json!(since);
     }
 
     /// The Cilium agent on a node: (a pod of it is scheduled there, that pod is ready).

@@ -350,6 +350,8 @@ pub struct Store {
     pub cilium_taints: Mutex<BTreeMap<String, String>>,
     /// node → when the operator posted NetworkUnavailable=False (CiliumIsUp).
     pub cilium_up: Mutex<BTreeMap<String, String>>,
+    /// node → (last seen Ready status, since when): the Ready condition's transition time.
+    pub ready_since: Mutex<HashMap<String, (String, String)>>,
     /// Pods that could be ready, by (workload uid, node): since when (they turn ready a
     /// moment later, `TalosOptions::pod_ready_ms`).
     pub pods: Mutex<HashMap<(String, String), std::time::Instant>>,
@@ -373,6 +375,7 @@ impl Store {
             cilium_taints: Mutex::new(BTreeMap::new()),
             cilium_up: Mutex::new(BTreeMap::new()),
             pods: Mutex::new(HashMap::new()),
+            ready_since: Mutex::new(HashMap::new()),
             custom: Mutex::new(HashMap::new()),
         };
         for ns in ["default", "kube-node-lease", "kube-public", "kube-system"] {

@@ -237,6 +237,10 @@ async fn cilium_manifest_readies_nodes_and_its_operator_taints() {
             "Cilium is running on this node"
         );
         assert_eq!(condition(&node, "NetworkUnavailable")["status"], "False");
+        assert_eq!(
+            condition(&node, "Ready")["lastHeartbeatTime"],
+            condition(&node, "Ready")["lastTransitionTime"]
+        );
         assert!(!agent_taint(&node), "{node}");
     }
     let ds = format!("{base}/apis/apps/v1/namespaces/kube-system/daemonsets");
@@ -259,11 +263,22 @@ async fn cilium_manifest_readies_nodes_and_its_operator_taints() {
     }
 
     // The worker goes down: its agent is scheduled but not ready, so the operator (still
-    // running on the control plane) taints it.
+    // running on the control plane) taints it. (A second later, so that the Ready condition's
+    // transition time, in whole seconds, visibly moves.)
+    let (_, w) = get_json(&kube, &format!("{nodes}/cil-w")).await;
+    let ready_since = condition(&w, "Ready")["lastTransitionTime"]
+        .as_str()
+        .expect("time")
+        .to_string();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let r = t.post("/nodes/pve1/qemu/602/status/stop", &[]).await;
     t.task_ok(r).await;
     let w = wait_for(&kube, &format!("{nodes}/cil-w"), 10, agent_taint).await;
     assert_eq!(ready(&w), "Unknown");
+    let down_since = condition(&w, "Ready")["lastTransitionTime"]
+        .as_str()
+        .expect("time");
+    assert!(down_since > ready_since.as_str(), "{ready_since} → {w}");
     let (_, cp) = get_json(&kube, &format!("{nodes}/cil-cp")).await;
     assert!(!agent_taint(&cp), "{cp}");
     let op = wait_for(&kube, &format!("{deps}/cilium-operator"), 5, |d| {
