@@ -271,8 +271,13 @@ impl ApiServer {
         for d in items.iter().filter(|d| cilium::is_agent(d)) {
             let spec = &d["spec"]["template"]["spec"];
             let placed = workloads::schedulable(spec, node, true);
-            let uid = d["metadata"]["uid"].as_str().unwrap_or_default();
-            let ready = self.gate(uid, &node.name, placed && workloads::ready_on(spec, node));
+            // Its own timer (the node here is seen without its pod network, unlike the
+            // DaemonSet's status view), so the two views cannot reset each other's.
+            let uid = format!(
+                "{}#agent",
+                d["metadata"]["uid"].as_str().unwrap_or_default()
+            );
+            let ready = self.gate(&uid, &node.name, placed && workloads::ready_on(spec, node));
             out = (out.0 || placed, out.1 || ready);
         }
         out

@@ -342,8 +342,9 @@ impl Inner {
 pub struct Store {
     inner: Mutex<Inner>,
     events: tokio::sync::broadcast::Sender<Event>,
-    /// A CNI made pod networking ready (Talos's flannel does from the start; a Cilium install
-    /// sets this).
+    /// The test seam `POST /k8s/cni` declared the pod network ready on every node (without
+    /// it, a node's network is up with Talos's flannel or once a Cilium agent pod there is
+    /// ready).
     pub cni_ready: Mutex<bool>,
     /// The cilium-operator's marks on Nodes (they live on the Node objects and outlast the
     /// operator): node → the agent-not-ready taint key it set.
@@ -1177,8 +1178,15 @@ impl Store {
             }
         }
         let nodes = kind("nodes").expect("nodes");
-        if self.get(nodes, "", &name).is_err() {
-            let _ = self.create(nodes, "", node);
+        if self.get(nodes, "", &name).is_err() && self.create(nodes, "", node).is_ok() {
+            // A new Node object carries none of the marks its predecessor had.
+            for m in [&self.cilium_taints, &self.cilium_up] {
+                m.lock().unwrap_or_else(|e| e.into_inner()).remove(&name);
+            }
+            self.ready_since
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&name);
         }
         self.lock().registered.insert(vmid, boots);
     }
