@@ -298,6 +298,11 @@ pub fn document(
             "parameters": scope_params.clone(),
         });
         collection["post"]["requestBody"] = body.clone();
+        if !k.verbs.contains(&"deletecollection")
+            && let Some(c) = collection.as_object_mut()
+        {
+            c.remove("delete");
+        }
         paths.insert(format!("{prefix}{ns_seg}/{}", k.resource), collection);
         let mut item_params = scope_params;
         item_params.insert(0, path_param("name", &format!("name of the {}", k.kind)));
@@ -376,5 +381,8 @@ mod tests {
             json!([{"group": "", "kind": "Node", "version": "v1"}])
         );
         assert!(doc["paths"].get("/api/v1/nodes/{name}").is_some());
+        // Namespaces have no deletecollection verb.
+        assert!(doc["paths"]["/api/v1/namespaces"].get("delete").is_none());
+        assert!(doc["paths"]["/api/v1/nodes"].get("delete").is_some());
     }
 }
