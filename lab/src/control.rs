@@ -11,8 +11,11 @@
 //!   mode with a blank disk (as if reinstalled).
 //! - `GET /talos/etcd` — etcd membership per cluster (members, health, quorum).
 //! - `GET /k8s` — the running Kubernetes API servers (cluster, endpoint actually bound, nodes).
-//! - `POST /k8s/cni` — `{"cluster_key": …, "ready": true}`: the cluster's pod network is ready
-//!   (what a CNI install achieves: nodes of a `cni: none` cluster turn Ready).
+//! - `POST /k8s/cni` — `{"cluster_key": …, "ready": true}`: a test seam declaring the cluster's
+//!   pod network ready on every node (the real path: a Cilium agent pod ready on the node).
+//! - `POST /k8s/restart` — `{"cluster_key": …, "down_ms": N}`: fault: the cluster's API server
+//!   stops (connections refused, open watches end) and comes back after N ms, same store;
+//!   while it is held down, only the end of the outage moves.
 //! - `GET /health` — `{"ok": true}`.
 
 use std::sync::Arc;
@@ -77,6 +80,22 @@ pub async fn handle(ctl: Arc<Control>, req: Req) -> Result<Resp, DropConnection>
             },
             Err(e) => err(StatusCode::BAD_REQUEST, &e),
         },
+        (Method::POST, "/k8s/restart") => match http::read_body(req.into_body()).await {
+            Ok(body) => match serde_json::from_slice::<RestartBody>(&body) {
+                Ok(b) => {
+                    if ctl.k8s.restart(&b.cluster_key, b.down_ms).await {
+                        ok(&json!({"cluster_key": b.cluster_key, "down_ms": b.down_ms}))
+                    } else {
+                        err(
+                            StatusCode::NOT_FOUND,
+                            "no running API server for that cluster",
+                        )
+                    }
+                }
+                Err(e) => err(StatusCode::BAD_REQUEST, &format!("invalid body: {e}")),
+            },
+            Err(e) => err(StatusCode::BAD_REQUEST, &e),
+        },
         (Method::POST, p) if p.starts_with("/talos/nodes/") && p.ends_with("/maintenance") => {
             into_maintenance(&ctl.talos, p)
         }
@@ -112,6 +131,13 @@ fn into_maintenance(talos: &Talos, path: &str) -> Resp {
 struct CniBody {
     cluster_key: String,
     ready: bool,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RestartBody {
+    cluster_key: String,
+    down_ms: u64,
 }
 
 #[derive(serde::Deserialize)]

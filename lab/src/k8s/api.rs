@@ -15,6 +15,7 @@ use hyper::{Method, Response, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::ApiServer;
+use super::openapi;
 use super::ssa;
 use super::store::{self, Kind, StoreError};
 use super::tls::Identity;
@@ -302,6 +303,43 @@ fn all_groups(api: &ApiServer) -> Vec<(String, Vec<String>)> {
     out
 }
 
+/// Every group version's OpenAPI v3 document, by its index key (`api/v1`, `apis/<g>/<v>`).
+fn openapi_docs(api: &ApiServer) -> Vec<(String, Value)> {
+    let mut gvs: Vec<(String, String)> = vec![(String::new(), "v1".into())];
+    for (g, vs) in all_groups(api) {
+        for v in vs {
+            gvs.push((g.clone(), v));
+        }
+    }
+    let crds = store::kind_in("apiextensions.k8s.io", "customresourcedefinitions").expect("crds");
+    gvs.into_iter()
+        .map(|(g, v)| {
+            let kinds: Vec<(&Kind, Option<Value>)> = kinds_of(api, &g, &v)
+                .into_iter()
+                .map(|k| {
+                    let custom = store::kind_in(k.group, k.resource).is_none();
+                    let crd_version = custom.then(|| {
+                        api.store
+                            .get(crds, "", &k.qualified())
+                            .ok()
+                            .and_then(|c| {
+                                c["spec"]["versions"].as_array().and_then(|vs| {
+                                    vs.iter().find(|x| x["name"] == k.version).cloned()
+                                })
+                            })
+                            .unwrap_or_else(|| json!({}))
+                    });
+                    (k, crd_version)
+                })
+                .collect();
+            (
+                openapi::gv_path(&g, &v),
+                openapi::document(&g, &v, &kinds, &api.version),
+            )
+        })
+        .collect()
+}
+
 /// The kinds a group version serves.
 fn kinds_of(api: &ApiServer, group: &str, version: &str) -> Vec<&'static Kind> {
     let mut ks: Vec<&'static Kind> = store::KINDS
@@ -481,6 +519,24 @@ pub async fn handle(api: Arc<ApiServer>, identity: Identity, req: Req) -> Resp {
     if discovery {
         if user.anonymous() && !user.masters() {
             return forbidden_path(&user, &path);
+        }
+        if trimmed == "/openapi/v3" {
+            return json_resp(StatusCode::OK, &openapi::index(&openapi_docs(&api)));
+        }
+        if let Some(gv) = trimmed.strip_prefix("/openapi/v3/") {
+            return match openapi_docs(&api).into_iter().find(|(p, _)| p == gv) {
+                Some((_, doc)) => {
+                    let mut r = json_resp(StatusCode::OK, &doc);
+                    if let Ok(v) = hyper::header::HeaderValue::from_str(&format!(
+                        "\"{}\"",
+                        openapi::hash(&doc)
+                    )) {
+                        r.headers_mut().insert(hyper::header::ETAG, v);
+                    }
+                    r
+                }
+                None => text(StatusCode::NOT_FOUND, "404 page not found\n"),
+            };
         }
         return match (trimmed, group_doc) {
             ("/api", _) => json_resp(
@@ -907,8 +963,12 @@ fn serve_resource(
             {
                 obj["type"] = json!("Opaque");
             }
+            let warnings = match structural(store, k, qs, &mut obj) {
+                Ok(w) => w,
+                Err(r) => return *r,
+            };
             if q(qs, "dryRun").is_some() {
-                return json_resp(StatusCode::CREATED, &obj);
+                return with_warnings(json_resp(StatusCode::CREATED, &obj), &warnings);
             }
             ssa::track_update(None, &mut obj, &updater(qs, headers), &now());
             match store.create(k, ns, obj) {
@@ -916,7 +976,7 @@ fn serve_resource(
                     if crd {
                         tokio::spawn(establish(api.store.clone(), name));
                     }
-                    json_resp(StatusCode::CREATED, &render(v))
+                    with_warnings(json_resp(StatusCode::CREATED, &render(v)), &warnings)
                 }
                 Err(e) => store_err(e),
             }
@@ -937,18 +997,26 @@ fn serve_resource(
                 ));
             }
             let mut obj = obj;
+            let warnings = match structural(store, k, qs, &mut obj) {
+                Ok(w) => w,
+                Err(r) => return *r,
+            };
             if let Ok(old) = store.get(k, ns, name) {
                 ssa::track_update(Some(&old), &mut obj, &updater(qs, headers), &now());
             }
             match store.update(k, ns, name, obj) {
-                Ok(v) => json_resp(StatusCode::OK, &render(v)),
+                Ok(v) => with_warnings(json_resp(StatusCode::OK, &render(v)), &warnings),
                 Err(e) => store_err(e),
             }
         }
         "patch" => patch(api, t, qs, headers, body),
         "delete" => {
             let name = t.name.unwrap_or_default();
-            match store.delete(k, ns, name) {
+            let (policy, legacy_cascade) = match delete_options(qs, body) {
+                Ok(p) => p,
+                Err(r) => return *r,
+            };
+            match store.delete_with(k, ns, name, policy) {
                 Ok(v) if k.resource == "namespaces" => {
                     tokio::spawn(finish_namespace(api.store.clone(), name.to_string()));
                     json_resp(StatusCode::OK, &v)
@@ -957,8 +1025,16 @@ fn serve_resource(
                     tokio::spawn(finalize_crd(api.store.clone(), name.to_string()));
                     json_resp(StatusCode::OK, &v)
                 }
-                // Finalizers hold it: the marked object is the answer.
-                Ok(v) if store.get(k, ns, name).is_ok() => json_resp(StatusCode::OK, &render(v)),
+                // Finalizers hold it: the marked object is the answer (202 only for the
+                // legacy `orphanDependents: false`, as the real handler does).
+                Ok(v) if store.get(k, ns, name).is_ok() => {
+                    let code = if legacy_cascade {
+                        StatusCode::ACCEPTED
+                    } else {
+                        StatusCode::OK
+                    };
+                    json_resp(code, &render(v))
+                }
                 Ok(v) => json_resp(
                     StatusCode::OK,
                     &json!({
@@ -973,10 +1049,14 @@ fn serve_resource(
             }
         }
         "deletecollection" => {
+            let (policy, _) = match delete_options(qs, body) {
+                Ok(p) => p,
+                Err(r) => return *r,
+            };
             let (items, _) = store.list(k, t.ns);
             for o in &items {
                 if let Some(n) = o.pointer("/metadata/name").and_then(Value::as_str) {
-                    let _ = store.delete(k, ns, n);
+                    let _ = store.delete_with(k, ns, n, policy);
                 }
             }
             let (_, rv) = store.list(k, t.ns);
@@ -997,6 +1077,118 @@ fn serve_resource(
             Some(json!({})),
         ),
     }
+}
+
+/// `DeleteOptions` from the body (JSON, may be empty) and the query: the propagation policy
+/// (default Background, every kind served here defaults to it) and whether the legacy
+/// `orphanDependents: false` was given. Invalid options → 422 as the real validation words it.
+fn delete_options(
+    qs: &[(String, String)],
+    body: &[u8],
+) -> Result<(store::Propagation, bool), Early> {
+    let opts: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        match serde_json::from_slice(body).or_else(|_| serde_yaml::from_slice(body)) {
+            Ok(v) => v,
+            Err(e) => {
+                return Err(Box::new(bad_request(&format!(
+                    "the object provided is unrecognized: {e}"
+                ))));
+            }
+        }
+    };
+    let policy = opts["propagationPolicy"]
+        .as_str()
+        .map(str::to_string)
+        .or_else(|| q(qs, "propagationPolicy").map(str::to_string));
+    let orphan = opts["orphanDependents"].as_bool().or_else(|| {
+        q(qs, "orphanDependents").map(|v| matches!(v, "1" | "t" | "T" | "true" | "TRUE" | "True"))
+    });
+    let invalid = |field_msg: String| {
+        Box::new(status(
+            422,
+            "Invalid",
+            &format!("DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: {field_msg}"),
+            Some(json!({"group": "meta.k8s.io", "kind": "DeleteOptions",
+                "causes": [{"reason": if field_msg.starts_with("Unsupported") { "FieldValueNotSupported" } else { "FieldValueInvalid" },
+                    "message": field_msg, "field": "propagationPolicy"}]})),
+        ))
+    };
+    if let (Some(p), Some(_)) = (&policy, orphan) {
+        return Err(invalid(format!(
+            "Invalid value: \"{p}\": orphanDependents and deletionPropagation cannot be both set"
+        )));
+    }
+    let p = match (policy.as_deref(), orphan) {
+        (Some("Orphan"), _) | (None, Some(true)) => store::Propagation::Orphan,
+        (Some("Foreground"), _) => store::Propagation::Foreground,
+        (Some("Background"), _) | (None, _) => store::Propagation::Background,
+        (Some(other), _) => {
+            return Err(invalid(format!(
+                "Unsupported value: \"{other}\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
+            )));
+        }
+    };
+    Ok((p, orphan == Some(false)))
+}
+
+/// A custom kind's structural schema: its CRD version's `openAPIV3Schema`.
+fn custom_schema(store: &store::Store, k: &Kind) -> Option<Value> {
+    if store::kind_in(k.group, k.resource).is_some() {
+        return None;
+    }
+    let crds = store::kind_in("apiextensions.k8s.io", "customresourcedefinitions")?;
+    let crd = store.get(crds, "", &k.qualified()).ok()?;
+    crd["spec"]["versions"]
+        .as_array()?
+        .iter()
+        .find(|v| v["name"] == k.version)?
+        .pointer("/schema/openAPIV3Schema")
+        .cloned()
+}
+
+/// Prune and default a custom object by its CRD's schema. `fieldValidation` decides what
+/// unknown (pruned) fields mean: `Strict` → 400 BadRequest (the decoder's strict error),
+/// `Ignore` → nothing, `Warn` (the default) → `Warning` headers. Returns the warnings.
+fn structural(
+    store: &store::Store,
+    k: &Kind,
+    qs: &[(String, String)],
+    obj: &mut Value,
+) -> Result<Vec<String>, Early> {
+    let Some(schema) = custom_schema(store, k) else {
+        return Ok(Vec::new());
+    };
+    let pruned = super::structural::prune_and_default(obj, &schema);
+    let unknown: Vec<String> = pruned
+        .iter()
+        .map(|p| format!("unknown field \"{p}\""))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(unknown);
+    }
+    match q(qs, "fieldValidation") {
+        Some("Strict") => Err(Box::new(bad_request(&format!(
+            "{kind} in version \"{v}\" cannot be handled as a {kind}: strict decoding error: {}",
+            unknown.join(", "),
+            kind = k.kind,
+            v = k.version
+        )))),
+        Some("Ignore") => Ok(Vec::new()),
+        _ => Ok(unknown),
+    }
+}
+
+/// `Warning: 299 - "<text>"` headers (the text quoted as Go's %q does).
+fn with_warnings(mut r: Resp, warnings: &[String]) -> Resp {
+    for w in warnings {
+        let quoted = serde_json::to_string(w).unwrap_or_default();
+        if let Ok(v) = hyper::header::HeaderValue::from_str(&format!("299 - {quoted}")) {
+            r.headers_mut().append(hyper::header::WARNING, v);
+        }
+    }
+    r
 }
 
 /// The namespace lifecycle admission's refusal.
@@ -1363,6 +1555,11 @@ fn patch(
             };
             let mut applied = p;
             applied["metadata"]["name"] = json!(name);
+            let warnings = match structural(store, k, qs, &mut applied) {
+                Ok(w) => w,
+                Err(r) => return *r,
+            };
+            let schema = custom_schema(store, k);
             match ssa::apply(live.as_ref(), &applied, manager, force, &now()) {
                 Err(conflicts) => {
                     let causes: Vec<Value> = conflicts
@@ -1386,12 +1583,18 @@ fn patch(
                         }
                         obj["status"] = crd_initial_status(&mut obj);
                     }
+                    if let Some(s) = &schema {
+                        super::structural::prune_and_default(&mut obj, s);
+                    }
                     return match store.create(k, ns, obj) {
                         Ok(v) => {
                             if crd {
                                 tokio::spawn(establish(api.store.clone(), name.to_string()));
                             }
-                            json_resp(StatusCode::CREATED, &api.view(k, v))
+                            with_warnings(
+                                json_resp(StatusCode::CREATED, &api.view(k, v)),
+                                &warnings,
+                            )
                         }
                         Err(e) => store_err(e),
                     };
@@ -1408,8 +1611,13 @@ fn patch(
                             }
                         }
                     }
+                    if let Some(s) = &schema {
+                        super::structural::prune_and_default(&mut obj, s);
+                    }
                     return match store.update(k, ns, name, obj) {
-                        Ok(v) => json_resp(StatusCode::OK, &v),
+                        Ok(v) => {
+                            with_warnings(json_resp(StatusCode::OK, &api.view(k, v)), &warnings)
+                        }
                         Err(e) => store_err(e),
                     };
                 }
@@ -1425,6 +1633,10 @@ fn patch(
         }
     };
     let mut result = result;
+    let warnings = match structural(store, k, qs, &mut result) {
+        Ok(w) => w,
+        Err(r) => return *r,
+    };
     if let Ok(old) = store.get(k, ns, name) {
         ssa::track_update(Some(&old), &mut result, &updater(qs, headers), &now());
     }
@@ -1435,7 +1647,7 @@ fn patch(
         m.remove("resourceVersion");
     }
     match store.update(k, ns, name, result) {
-        Ok(v) => json_resp(StatusCode::OK, &api.view(k, v)),
+        Ok(v) => with_warnings(json_resp(StatusCode::OK, &api.view(k, v)), &warnings),
         Err(e) => store_err(e),
     }
 }
@@ -1552,6 +1764,39 @@ fn col(name: &str, ty: &str, priority: u8) -> Value {
         );
     }
     c
+}
+
+/// A label selector as `kubectl` prints it (`a=b,c in (d,e)`; `<none>` when empty).
+fn selector_text(sel: &Value) -> String {
+    let mut parts: Vec<String> = sel["matchLabels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
+    for e in sel["matchExpressions"].as_array().into_iter().flatten() {
+        let key = e["key"].as_str().unwrap_or_default();
+        let values: Vec<&str> = e["values"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        parts.push(match e["operator"].as_str().unwrap_or_default() {
+            "In" => format!("{key} in ({})", values.join(",")),
+            "NotIn" => format!("{key} notin ({})", values.join(",")),
+            "Exists" => key.to_string(),
+            _ => format!("!{key}"),
+        });
+    }
+    parts.sort();
+    if parts.is_empty() {
+        "<none>".into()
+    } else {
+        parts.join(",")
+    }
 }
 
 /// A row's cells from an object.
@@ -1719,6 +1964,38 @@ fn table(k: &Kind, items: &[Value], rv: u64) -> Value {
                     n("updatedNumberScheduled"),
                     n("numberAvailable"),
                     json!(sel),
+                    json!(age(o)),
+                ]
+            }),
+        ),
+        "statefulsets" => (
+            vec![
+                col("Name", "string", 0),
+                col("Ready", "string", 0),
+                col("Age", "string", 0),
+            ],
+            Box::new(move |o| {
+                vec![
+                    name(o),
+                    json!(format!(
+                        "{}/{}",
+                        o["status"]["readyReplicas"].as_u64().unwrap_or(0),
+                        o["spec"]["replicas"].as_u64().unwrap_or(1)
+                    )),
+                    json!(age(o)),
+                ]
+            }),
+        ),
+        "networkpolicies" => (
+            vec![
+                col("Name", "string", 0),
+                col("Pod-Selector", "string", 0),
+                col("Age", "string", 0),
+            ],
+            Box::new(move |o| {
+                vec![
+                    name(o),
+                    json!(selector_text(&o["spec"]["podSelector"])),
                     json!(age(o)),
                 ]
             }),

@@ -58,7 +58,12 @@ pub fn registration(n: &ClusterNode) -> Value {
 /// Live view of a Node's kubelet: its Talos node (if powered on) and cluster settings.
 pub struct Kubelet<'a> {
     pub node: Option<&'a ClusterNode>,
+    /// The pod network on this node is up (a CNI agent runs here, or the control seam said so).
     pub cni_ready: bool,
+    /// The cilium-operator's agent-not-ready taint key, when it tainted this node.
+    pub cilium_taint: Option<String>,
+    /// When the cilium-operator posted NetworkUnavailable=False (CiliumIsUp), if it did.
+    pub cilium_up: Option<String>,
 }
 
 fn condition(t: &str, status: &str, reason: &str, message: &str, since: &str) -> Value {
@@ -127,7 +132,7 @@ pub fn with_status(mut obj: Value, k: &Kubelet<'_>) -> Value {
             condition(t, "False", ok_reason, ok_msg, since)
         }
     };
-    let conditions = json!([
+    let mut conditions = json!([
         pressure(
             "MemoryPressure",
             "KubeletHasSufficientMemory",
@@ -145,6 +150,18 @@ pub fn with_status(mut obj: Value, k: &Kubelet<'_>) -> Value {
         ),
         ready,
     ]);
+    if let (Some(at), Some(list)) = (&k.cilium_up, conditions.as_array_mut()) {
+        list.insert(
+            0,
+            condition(
+                "NetworkUnavailable",
+                "False",
+                "CiliumIsUp",
+                "Cilium is running on this node",
+                at,
+            ),
+        );
+    }
     if let Some(n) = k.node
         && n.config.is_control_plane()
         && n.config
@@ -157,6 +174,9 @@ pub fn with_status(mut obj: Value, k: &Kubelet<'_>) -> Value {
             0,
             json!({"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}),
         );
+    }
+    if let Some(key) = &k.cilium_taint {
+        taints.push(json!({"key": key, "effect": "NoSchedule"}));
     }
     if !taints.is_empty() {
         obj["spec"]["taints"] = json!(taints);

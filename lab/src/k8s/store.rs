@@ -129,6 +129,28 @@ pub const KINDS: &[Kind] = &[
         has_spec: true,
     },
     Kind {
+        group: "apps",
+        version: "v1",
+        resource: "statefulsets",
+        singular: "statefulset",
+        kind: "StatefulSet",
+        namespaced: true,
+        short_names: &["sts"],
+        verbs: ALL_VERBS,
+        has_spec: true,
+    },
+    Kind {
+        group: "networking.k8s.io",
+        version: "v1",
+        resource: "networkpolicies",
+        singular: "networkpolicy",
+        kind: "NetworkPolicy",
+        namespaced: true,
+        short_names: &["netpol"],
+        verbs: ALL_VERBS,
+        has_spec: true,
+    },
+    Kind {
         group: "rbac.authorization.k8s.io",
         version: "v1",
         resource: "clusterrolebindings",
@@ -230,7 +252,12 @@ impl Kind {
 }
 
 /// API groups besides core, in discovery order.
-pub const GROUPS: &[&str] = &["apps", "rbac.authorization.k8s.io", "apiextensions.k8s.io"];
+pub const GROUPS: &[&str] = &[
+    "apps",
+    "networking.k8s.io",
+    "rbac.authorization.k8s.io",
+    "apiextensions.k8s.io",
+];
 
 /// RFC 3339 in UTC, second precision, as Kubernetes writes timestamps.
 pub fn rfc3339(t: SystemTime) -> String {
@@ -315,9 +342,20 @@ impl Inner {
 pub struct Store {
     inner: Mutex<Inner>,
     events: tokio::sync::broadcast::Sender<Event>,
-    /// A CNI made pod networking ready (Talos's flannel does from the start; a Cilium install
-    /// sets this).
+    /// The test seam `POST /k8s/cni` declared the pod network ready on every node (without
+    /// it, a node's network is up with Talos's flannel or once a Cilium agent pod there is
+    /// ready).
     pub cni_ready: Mutex<bool>,
+    /// The cilium-operator's marks on Nodes (they live on the Node objects and outlast the
+    /// operator): node → the agent-not-ready taint key it set.
+    pub cilium_taints: Mutex<BTreeMap<String, String>>,
+    /// node → when the operator posted NetworkUnavailable=False (CiliumIsUp).
+    pub cilium_up: Mutex<BTreeMap<String, String>>,
+    /// node → (last seen Ready status, since when): the Ready condition's transition time.
+    pub ready_since: Mutex<HashMap<String, (String, String)>>,
+    /// Pods that could be ready, by (workload uid, node): since when (they turn ready a
+    /// moment later, `TalosOptions::pod_ready_ms`).
+    pub pods: Mutex<HashMap<(String, String), std::time::Instant>>,
     /// Kinds built from CustomResourceDefinitions (leaked once per distinct definition, so
     /// they can be `&'static` like the built-in ones).
     custom: Mutex<HashMap<String, &'static Kind>>,
@@ -335,6 +373,10 @@ impl Store {
             inner: Mutex::new(Inner::default()),
             events: tokio::sync::broadcast::channel(1024).0,
             cni_ready: Mutex::new(false),
+            cilium_taints: Mutex::new(BTreeMap::new()),
+            cilium_up: Mutex::new(BTreeMap::new()),
+            pods: Mutex::new(HashMap::new()),
+            ready_since: Mutex::new(HashMap::new()),
             custom: Mutex::new(HashMap::new()),
         };
         for ns in ["default", "kube-node-lease", "kube-public", "kube-system"] {
@@ -414,6 +456,9 @@ impl Store {
         if k.has_spec {
             meta.insert("generation".into(), json!(1));
         }
+        if k.group == "apps" {
+            apps_defaults(k.resource, &mut obj);
+        }
         if k.resource == "namespaces" {
             namespace_defaults(&mut obj, &name);
             obj["spec"]["finalizers"] = json!(["kubernetes"]);
@@ -460,6 +505,9 @@ impl Store {
         mut obj: Value,
         status: bool,
     ) -> Result<Value, StoreError> {
+        if k.group == "apps" {
+            apps_defaults(k.resource, &mut obj);
+        }
         let mut g = self.lock();
         let key = (k.qualified(), ns.to_string(), name.to_string());
         let Some(old) = g.objects.get(&key).cloned() else {
@@ -605,13 +653,32 @@ impl Store {
     /// finalizers are cleared. A namespace's objects are deleted with it (each by the same
     /// rule); a CustomResourceDefinition takes its custom objects along.
     pub fn delete(&self, k: &Kind, ns: &str, name: &str) -> Result<Value, StoreError> {
+        self.delete_with(k, ns, name, Propagation::Background)
+    }
+
+    /// Delete with a propagation policy: `Orphan` and `Foreground` add the garbage collector's
+    /// `orphan` / `foregroundDeletion` finalizer (to objects not yet being deleted; namespaces
+    /// keep their own lifecycle), so the object is only marked and the collector finishes it.
+    pub fn delete_with(
+        &self,
+        k: &Kind,
+        ns: &str,
+        name: &str,
+        policy: Propagation,
+    ) -> Result<Value, StoreError> {
         let mut g = self.lock();
         let key = (k.qualified(), ns.to_string(), name.to_string());
-        if !g.objects.contains_key(&key) {
+        let Some(obj) = g.objects.get_mut(&key) else {
             return Err(StoreError::NotFound {
                 resource: k.qualified(),
                 name: name.into(),
             });
+        };
+        if let Some(f) = policy.finalizer()
+            && k.resource != "namespaces"
+            && obj.pointer("/metadata/deletionTimestamp").is_none()
+        {
+            add_finalizer(obj, f);
         }
         let held = k.resource == "namespaces" || k.qualified() == CRDS;
         let obj = self.delete_locked(&mut g, &key, held);
@@ -702,6 +769,217 @@ impl Store {
             },
         );
         o
+    }
+
+    /// Store a changed object: a new resourceVersion and a MODIFIED event; an object being
+    /// deleted whose last finalizer went is removed instead (DELETED).
+    fn put_locked(&self, g: &mut Inner, key: &Key, mut o: Value) {
+        if o.pointer("/metadata/deletionTimestamp").is_some() && !has_finalizers(&o) {
+            g.objects.remove(key);
+            self.emit_deleted(g, key.clone(), o);
+            return;
+        }
+        g.rv += 1;
+        let rv = g.rv;
+        meta_of(&mut o).insert("resourceVersion".into(), json!(rv.to_string()));
+        g.objects.insert(key.clone(), o.clone());
+        g.emit(
+            &self.events,
+            Event {
+                kind: "MODIFIED",
+                resource: key.0.clone(),
+                namespace: key.1.clone(),
+                rv,
+                object: o,
+            },
+        );
+    }
+
+    /// One pass of the garbage collector. `kinds` resolves an owner reference's
+    /// (apiVersion, kind) to its store resource and scope; references it cannot resolve keep
+    /// their dependent (the real collector cannot look such an owner up either).
+    /// - an owner being deleted with the `orphan` finalizer: its dependents lose their
+    ///   references to it, then the finalizer goes (and with it the owner);
+    /// - an owner being deleted with `foregroundDeletion`: its dependents are deleted
+    ///   (foreground when their reference has `blockOwnerDeletion`, else background); once no
+    ///   dependent with `blockOwnerDeletion` is left, the finalizer goes;
+    /// - a dependent all of whose owners are gone is deleted (background); one with some owners
+    ///   gone loses the dangling references.
+    ///
+    /// Returns whether anything changed.
+    pub fn collect_garbage(&self, kinds: &HashMap<(String, String), (String, bool)>) -> bool {
+        enum Action {
+            Delete(Key, Propagation),
+            DropRefs(Key, Vec<String>),
+            DropFinalizer(Key, &'static str),
+        }
+        let mut g = self.lock();
+        let uid_of = |o: &Value| {
+            o["metadata"]["uid"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        };
+        let refs_of = |o: &Value| {
+            o["metadata"]["ownerReferences"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        };
+        let deleting = |o: &Value| o.pointer("/metadata/deletionTimestamp").is_some();
+        let has_fin = |o: &Value, f: &str| {
+            o["metadata"]["finalizers"]
+                .as_array()
+                .is_some_and(|fs| fs.iter().any(|x| x == f))
+        };
+        // uid → dependents (key, their reference).
+        let mut dependents: HashMap<String, Vec<(Key, Value)>> = HashMap::new();
+        for (key, o) in &g.objects {
+            for r in refs_of(o) {
+                if let Some(u) = r["uid"].as_str() {
+                    dependents
+                        .entry(u.to_string())
+                        .or_default()
+                        .push((key.clone(), r.clone()));
+                }
+            }
+        }
+        let mut actions = Vec::new();
+        for (key, o) in &g.objects {
+            let deps = dependents.get(&uid_of(o)).cloned().unwrap_or_default();
+            if deleting(o) && has_fin(o, FINALIZER_ORPHAN) {
+                for (d, _) in &deps {
+                    actions.push(Action::DropRefs(d.clone(), vec![uid_of(o)]));
+                }
+                if deps.is_empty() {
+                    actions.push(Action::DropFinalizer(key.clone(), FINALIZER_ORPHAN));
+                }
+                continue;
+            }
+            if deleting(o) && has_fin(o, FINALIZER_FOREGROUND) {
+                let mut blocking = false;
+                for (d, r) in &deps {
+                    let block = r["blockOwnerDeletion"] == true;
+                    blocking |= block;
+                    if g.objects.get(d).is_some_and(|x| !deleting(x)) {
+                        let p = if block {
+                            Propagation::Foreground
+                        } else {
+                            Propagation::Background
+                        };
+                        actions.push(Action::Delete(d.clone(), p));
+                    }
+                }
+                if !blocking {
+                    actions.push(Action::DropFinalizer(key.clone(), FINALIZER_FOREGROUND));
+                }
+                continue;
+            }
+            let refs = refs_of(o);
+            if refs.is_empty() || deleting(o) {
+                continue;
+            }
+            let mut absent = Vec::new();
+            let mut unresolved = false;
+            for r in &refs {
+                let gvk = (
+                    r["apiVersion"].as_str().unwrap_or_default().to_string(),
+                    r["kind"].as_str().unwrap_or_default().to_string(),
+                );
+                let Some((resource, namespaced)) = kinds.get(&gvk) else {
+                    unresolved = true;
+                    continue;
+                };
+                let owner_key = (
+                    resource.clone(),
+                    if *namespaced {
+                        key.1.clone()
+                    } else {
+                        String::new()
+                    },
+                    r["name"].as_str().unwrap_or_default().to_string(),
+                );
+                let present = g
+                    .objects
+                    .get(&owner_key)
+                    .is_some_and(|ow| ow["metadata"]["uid"] == r["uid"]);
+                if !present {
+                    absent.push(r["uid"].as_str().unwrap_or_default().to_string());
+                }
+            }
+            if unresolved || absent.is_empty() {
+                continue;
+            }
+            if absent.len() == refs.len() {
+                actions.push(Action::Delete(key.clone(), Propagation::Background));
+            } else {
+                actions.push(Action::DropRefs(key.clone(), absent));
+            }
+        }
+        let changed = !actions.is_empty();
+        for a in actions {
+            match a {
+                Action::Delete(key, p) => {
+                    // Namespaces and CRDs have their own controllers.
+                    if key.0 == "namespaces" || key.0 == CRDS {
+                        continue;
+                    }
+                    if let Some(f) = p.finalizer()
+                        && let Some(o) = g.objects.get_mut(&key)
+                    {
+                        add_finalizer(o, f);
+                    }
+                    self.delete_locked(&mut g, &key, false);
+                }
+                Action::DropRefs(key, uids) => {
+                    let Some(mut o) = g.objects.get(&key).cloned() else {
+                        continue;
+                    };
+                    let left: Vec<Value> = refs_of(&o)
+                        .into_iter()
+                        .filter(|r| !uids.iter().any(|u| r["uid"] == json!(u)))
+                        .collect();
+                    let meta = meta_of(&mut o);
+                    if left.is_empty() {
+                        meta.remove("ownerReferences");
+                    } else {
+                        meta.insert("ownerReferences".into(), json!(left));
+                    }
+                    self.put_locked(&mut g, &key, o);
+                }
+                Action::DropFinalizer(key, f) => {
+                    let Some(mut o) = g.objects.get(&key).cloned() else {
+                        continue;
+                    };
+                    if let Some(fs) = meta_of(&mut o)
+                        .get_mut("finalizers")
+                        .and_then(Value::as_array_mut)
+                    {
+                        fs.retain(|x| x != f);
+                        if fs.is_empty() {
+                            meta_of(&mut o).remove("finalizers");
+                        }
+                    }
+                    self.put_locked(&mut g, &key, o);
+                }
+            }
+        }
+        changed
+    }
+
+    /// (apiVersion, kind) → (store resource, namespaced) of every served kind: what the
+    /// garbage collector resolves owner references with.
+    pub fn owner_kinds(&self) -> HashMap<(String, String), (String, bool)> {
+        KINDS
+            .iter()
+            .chain(self.custom_kinds())
+            .map(|k| {
+                (
+                    (k.api_version(), k.kind.to_string()),
+                    (k.qualified(), k.namespaced),
+                )
+            })
+            .collect()
     }
 
     /// The namespace controller's last step: a Terminating namespace with nothing left in it
@@ -900,10 +1178,59 @@ impl Store {
             }
         }
         let nodes = kind("nodes").expect("nodes");
-        if self.get(nodes, "", &name).is_err() {
-            let _ = self.create(nodes, "", node);
+        if self.get(nodes, "", &name).is_err() && self.create(nodes, "", node).is_ok() {
+            // A new Node object carries none of the marks its predecessor had.
+            for m in [&self.cilium_taints, &self.cilium_up] {
+                m.lock().unwrap_or_else(|e| e.into_inner()).remove(&name);
+            }
+            self.ready_since
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&name);
         }
         self.lock().registered.insert(vmid, boots);
+    }
+}
+
+/// The defaults the API server sets on apps/v1 workloads (what `kubectl rollout status`
+/// reads back, e.g. a StatefulSet's `updateStrategy`). Only fields left unset are filled.
+pub fn apps_defaults(resource: &str, obj: &mut Value) {
+    if !matches!(resource, "deployments" | "statefulsets" | "daemonsets") {
+        return;
+    }
+    if !obj.get("spec").is_some_and(Value::is_object) {
+        obj["spec"] = json!({});
+    }
+    let spec = obj["spec"].as_object_mut().expect("object");
+    let mut set = |k: &str, v: Value| {
+        spec.entry(k.to_string()).or_insert(v);
+    };
+    set("revisionHistoryLimit", json!(10));
+    match resource {
+        "deployments" => {
+            set("replicas", json!(1));
+            set("progressDeadlineSeconds", json!(600));
+            set(
+                "strategy",
+                json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}),
+            );
+        }
+        "statefulsets" => {
+            set("replicas", json!(1));
+            set("podManagementPolicy", json!("OrderedReady"));
+            set(
+                "updateStrategy",
+                json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
+            );
+            set(
+                "persistentVolumeClaimRetentionPolicy",
+                json!({"whenDeleted": "Retain", "whenScaled": "Retain"}),
+            );
+        }
+        _ => set(
+            "updateStrategy",
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}),
+        ),
     }
 }
 
@@ -935,6 +1262,40 @@ fn set_condition(o: &mut Value, t: &str, status: &str, reason: &str, message: &s
         *old = c;
     } else {
         conds.push(c);
+    }
+}
+
+/// The garbage collector's finalizers.
+pub const FINALIZER_ORPHAN: &str = "orphan";
+pub const FINALIZER_FOREGROUND: &str = "foregroundDeletion";
+
+/// `DeleteOptions.propagationPolicy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Propagation {
+    Orphan,
+    Background,
+    Foreground,
+}
+
+impl Propagation {
+    /// The finalizer the API server adds for it.
+    pub fn finalizer(self) -> Option<&'static str> {
+        match self {
+            Propagation::Orphan => Some(FINALIZER_ORPHAN),
+            Propagation::Foreground => Some(FINALIZER_FOREGROUND),
+            Propagation::Background => None,
+        }
+    }
+}
+
+fn add_finalizer(o: &mut Value, f: &str) {
+    let fins = meta_of(o).entry("finalizers").or_insert_with(|| json!([]));
+    if !fins.is_array() {
+        *fins = json!([]);
+    }
+    let list = fins.as_array_mut().expect("array");
+    if !list.iter().any(|x| x == f) {
+        list.push(json!(f));
     }
 }
 

@@ -1,14 +1,16 @@
-//! Tiny controllers: the status of Deployments and DaemonSets as their controllers and the
-//! kubelets would report it. A pod runs on a node whose taints it tolerates (DaemonSets get the
-//! controller's automatic tolerations) and is ready when that node's kubelet runs and the pod
-//! network is up — or the pod uses the host network (how a CNI's own agent starts before the
-//! CNI is ready).
+//! Tiny controllers: the status of Deployments, DaemonSets and StatefulSets as their
+//! controllers and the kubelets would report it. A pod runs on a node whose taints it tolerates
+//! (DaemonSets get the controller's automatic tolerations) and can be ready when that node's
+//! kubelet runs and the pod network is up — or the pod uses the host network (how a CNI's own
+//! agent starts before the CNI is ready). A [`Gate`] turns "can be ready" into "ready" a moment
+//! later (the rollout delay).
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 /// What the controllers need of a node.
 pub struct NodeInfo {
+    pub name: String,
     pub labels: Value,
     pub taints: Vec<Value>,
     /// The kubelet posts status (Ready is not Unknown).
@@ -26,6 +28,10 @@ impl NodeInfo {
             .and_then(|c| c["status"].as_str())
             .unwrap_or("Unknown");
         NodeInfo {
+            name: node["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
             labels: node["metadata"]["labels"].clone(),
             taints: node["spec"]["taints"]
                 .as_array()
@@ -36,6 +42,10 @@ impl NodeInfo {
         }
     }
 }
+
+/// Whether a pod that can be ready on the named node (`true`) is ready yet: the caller
+/// remembers since when it could be; `false` forgets it.
+pub type Gate<'a> = dyn Fn(&str, bool) -> bool + 'a;
 
 fn tolerates(tolerations: &[Value], taint: &Value) -> bool {
     tolerations.iter().any(|t| {
@@ -70,7 +80,7 @@ fn daemonset_tolerations(host_network: bool) -> Vec<Value> {
 }
 
 /// The pod template's spec can run on `node` (node selector, taints).
-fn schedulable(spec: &Value, node: &NodeInfo, daemonset: bool) -> bool {
+pub fn schedulable(spec: &Value, node: &NodeInfo, daemonset: bool) -> bool {
     let selector_ok = spec["nodeSelector"].as_object().is_none_or(|sel| {
         sel.iter()
             .all(|(k, v)| node.labels.get(k).is_some_and(|l| l == v))
@@ -91,7 +101,7 @@ fn host_network(spec: &Value) -> bool {
     spec["hostNetwork"].as_bool() == Some(true)
 }
 
-fn ready_on(spec: &Value, node: &NodeInfo) -> bool {
+pub fn ready_on(spec: &Value, node: &NodeInfo) -> bool {
     node.kubelet_up && (node.network_ready || host_network(spec))
 }
 
@@ -112,17 +122,9 @@ fn count(status: &mut Value, field: &str, n: u64) {
 }
 
 /// A Deployment with the status its controller would post.
-pub fn deployment(mut obj: Value, nodes: &[NodeInfo], now: &str) -> Value {
-    let spec = obj["spec"]["template"]["spec"].clone();
+pub fn deployment(mut obj: Value, nodes: &[NodeInfo], now: &str, gate: &Gate<'_>) -> Value {
     let replicas = obj["spec"]["replicas"].as_u64().unwrap_or(1);
-    let ready = if nodes
-        .iter()
-        .any(|n| schedulable(&spec, n, false) && ready_on(&spec, n))
-    {
-        replicas
-    } else {
-        0
-    };
+    let ready = ready_replicas(&obj, replicas, nodes, gate);
     let name = obj["metadata"]["name"]
         .as_str()
         .unwrap_or_default()
@@ -165,15 +167,74 @@ pub fn deployment(mut obj: Value, nodes: &[NodeInfo], now: &str) -> Value {
     obj
 }
 
+/// The pod template asks for at most one of its pods per node (a required pod anti-affinity
+/// on `kubernetes.io/hostname` whose selector matches the template's own labels).
+fn one_per_node(obj: &Value) -> bool {
+    let labels = &obj["spec"]["template"]["metadata"]["labels"];
+    obj.pointer("/spec/template/spec/affinity/podAntiAffinity/requiredDuringSchedulingIgnoredDuringExecution")
+        .and_then(Value::as_array)
+        .is_some_and(|terms| {
+            terms.iter().any(|t| {
+                t["topologyKey"] == "kubernetes.io/hostname"
+                    && t["labelSelector"]["matchLabels"]
+                        .as_object()
+                        .is_some_and(|m| !m.is_empty() && m.iter().all(|(k, v)| labels.get(k) == Some(v)))
+            })
+        })
+}
+
+/// Ready pods of a replicated workload: those on nodes where they can run and have had time
+/// to start (every replica may share a node unless the template forbids it).
+fn ready_replicas(obj: &Value, replicas: u64, nodes: &[NodeInfo], gate: &Gate<'_>) -> u64 {
+    let spec = &obj["spec"]["template"]["spec"];
+    let per_node = if one_per_node(obj) { 1 } else { replicas };
+    let mut ready = 0;
+    for n in nodes {
+        let could = replicas > 0 && schedulable(spec, n, false) && ready_on(spec, n);
+        if gate(&n.name, could) {
+            ready += per_node;
+        }
+    }
+    ready.min(replicas)
+}
+
+/// A StatefulSet with the status its controller would post: with the default `OrderedReady`
+/// pod management a pod is only created once the one before it is ready.
+pub fn statefulset(mut obj: Value, nodes: &[NodeInfo], gate: &Gate<'_>) -> Value {
+    let want = obj["spec"]["replicas"].as_u64().unwrap_or(1);
+    let ready = ready_replicas(&obj, want, nodes, gate);
+    let created = if obj["spec"]["podManagementPolicy"] == "Parallel" {
+        want
+    } else {
+        want.min(ready + 1)
+    };
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+    let revision = format!("{name}-{}", template_hash(&obj["spec"]["template"]));
+    let mut status = json!({
+        "observedGeneration": obj["metadata"]["generation"].as_u64().unwrap_or(1),
+        "replicas": created,
+        "availableReplicas": ready,
+        "currentRevision": revision,
+        "updateRevision": revision,
+        "collisionCount": 0,
+    });
+    count(&mut status, "readyReplicas", ready);
+    count(&mut status, "currentReplicas", created);
+    count(&mut status, "updatedReplicas", created);
+    obj["status"] = status;
+    obj
+}
+
 /// A DaemonSet with the status its controller would post.
-pub fn daemonset(mut obj: Value, nodes: &[NodeInfo]) -> Value {
+pub fn daemonset(mut obj: Value, nodes: &[NodeInfo], gate: &Gate<'_>) -> Value {
     let spec = obj["spec"]["template"]["spec"].clone();
-    let eligible: Vec<&NodeInfo> = nodes
-        .iter()
-        .filter(|n| schedulable(&spec, n, true))
-        .collect();
-    let desired = eligible.len() as u64;
-    let ready = eligible.iter().filter(|n| ready_on(&spec, n)).count() as u64;
+    let mut desired = 0;
+    let mut ready = 0;
+    for n in nodes {
+        let placed = schedulable(&spec, n, true);
+        desired += u64::from(placed);
+        ready += u64::from(gate(&n.name, placed && ready_on(&spec, n)));
+    }
     let mut status = json!({
         "currentNumberScheduled": desired,
         "desiredNumberScheduled": desired,
@@ -208,13 +269,14 @@ mod tests {
         );
         let nodes = [not_ready];
         let dep = json!({"metadata": {"name": "web", "generation": 1}, "spec": {"replicas": 2, "template": {"spec": {}}}});
-        let d = deployment(dep, &nodes, "t");
+        let now = |_: &str, could: bool| could;
+        let d = deployment(dep, &nodes, "t", &now);
         assert_eq!(d["status"]["conditions"][0]["status"], "False");
         assert!(d["status"].get("readyReplicas").is_none());
         assert_eq!(d["status"]["unavailableReplicas"], 2);
         // A host-network DaemonSet that tolerates everything runs on a NotReady node.
         let agent = json!({"metadata": {"generation": 3}, "spec": {"template": {"spec": {"hostNetwork": true, "tolerations": [{"operator": "Exists"}]}}}});
-        let a = daemonset(agent, &nodes);
+        let a = daemonset(agent, &nodes, &now);
         assert_eq!(
             (
                 a["status"]["desiredNumberScheduled"].as_u64(),
@@ -226,7 +288,7 @@ mod tests {
         // Without tolerating not-ready:NoSchedule it is not scheduled there.
         let plain = json!({"metadata": {}, "spec": {"template": {"spec": {}}}});
         assert_eq!(
-            daemonset(plain, &nodes)["status"]["desiredNumberScheduled"],
+            daemonset(plain, &nodes, &now)["status"]["desiredNumberScheduled"],
             0
         );
         // Once the network is up everything is ready.
@@ -235,6 +297,7 @@ mod tests {
             json!({"metadata": {"name": "web"}, "spec": {"template": {"spec": {}}}}),
             &ok,
             "t",
+            &now,
         );
         assert_eq!(d["status"]["readyReplicas"], 1);
         assert!(

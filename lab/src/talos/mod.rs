@@ -75,6 +75,9 @@ pub struct TalosOptions {
     /// How long after Bootstrap the cluster's Kubernetes API server starts listening (real
     /// clusters take tens of seconds; until then clients get connection refused).
     pub apiserver_delay_ms: u64,
+    /// How long a pod of a Deployment, DaemonSet or StatefulSet takes from being placed on a
+    /// node that can run it to being ready (image pull, start, readiness probe).
+    pub pod_ready_ms: u64,
 }
 
 impl Default for TalosOptions {
@@ -85,6 +88,7 @@ impl Default for TalosOptions {
             port: APID_PORT,
             timing: TalosTiming::default(),
             apiserver_delay_ms: 0,
+            pod_ready_ms: 100,
         }
     }
 }

@@ -27,6 +27,7 @@ pub fn fast() -> LabOptions {
                 reboot_ms: 40,
                 ready_ms: 0,
             },
+            pod_ready_ms: 0,
             ..TalosOptions::default()
         },
         ..LabOptions::default()
@@ -348,12 +349,12 @@ fn k8s_user(c: &Cluster, cn: &str, org: &str) -> String {
     format!("{}{}", cert.cert_pem, cert.key_pem)
 }
 
-async fn get(c: &reqwest::Client, url: &str) -> (u16, String) {
+pub async fn get(c: &reqwest::Client, url: &str) -> (u16, String) {
     let r = c.get(url).send().await.expect("request");
     (r.status().as_u16(), r.text().await.expect("body"))
 }
 
-async fn get_json(c: &reqwest::Client, url: &str) -> (u16, Value) {
+pub async fn get_json(c: &reqwest::Client, url: &str) -> (u16, Value) {
     let (s, b) = get(c, url).await;
     (
         s,
@@ -361,7 +362,7 @@ async fn get_json(c: &reqwest::Client, url: &str) -> (u16, Value) {
     )
 }
 
-async fn send(
+pub async fn send(
     c: &reqwest::Client,
     m: reqwest::Method,
     url: &str,
@@ -384,7 +385,7 @@ async fn send(
 }
 
 /// The control document's API servers once `pred` holds (panics after 5 s).
-async fn wait_k8s(t: &T, pred: impl Fn(&Value) -> bool) -> Value {
+pub async fn wait_k8s(t: &T, pred: impl Fn(&Value) -> bool) -> Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
         let doc = t.control_get("/k8s").await;
@@ -409,7 +410,7 @@ async fn node_names(c: &reqwest::Client, base: &str) -> Vec<String> {
     names
 }
 
-async fn wait_nodes(c: &reqwest::Client, base: &str, want: &[&str]) {
+pub async fn wait_nodes(c: &reqwest::Client, base: &str, want: &[&str]) {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
         let names = node_names(c, base).await;
@@ -1136,7 +1137,7 @@ async fn core_objects_crud_and_cni_none() {
 
 /// The project's venv Python (installed by `make tools`: scripts/requirements.txt pins the
 /// official `kubernetes` client). Missing → the test fails: the setup always installs it.
-fn venv_python() -> std::path::PathBuf {
+pub fn venv_python() -> std::path::PathBuf {
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
     assert!(
         p.exists(),
@@ -1435,7 +1436,12 @@ async fn api_groups_and_workload_status() {
         .collect();
     assert_eq!(
         names,
-        ["apps", "rbac.authorization.k8s.io", "apiextensions.k8s.io"]
+        [
+            "apps",
+            "networking.k8s.io",
+            "rbac.authorization.k8s.io",
+            "apiextensions.k8s.io"
+        ]
     );
     assert_eq!(
         groups["groups"][0]["preferredVersion"],
@@ -1449,7 +1455,7 @@ async fn api_groups_and_workload_status() {
         .iter()
         .filter_map(|r| r["name"].as_str())
         .collect();
-    assert_eq!(res, ["daemonsets", "deployments"]);
+    assert_eq!(res, ["daemonsets", "deployments", "statefulsets"]);
     let (s, g) = get_json(&kube, &format!("{base}/apis/apps")).await;
     assert_eq!((s, g["kind"].as_str()), (200, Some("APIGroup")));
     let (s, _) = get_json(&kube, &format!("{base}/apis/nope.example.com/v1")).await;
