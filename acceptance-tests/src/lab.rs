@@ -21,6 +21,11 @@ pub struct Lab {
 
 impl Lab {
     pub fn up() -> Lab {
+        Self::up_with(&[])
+    }
+
+    /// A lab started with extra `up` arguments (e.g. `--talos-version v1.14.0`).
+    pub fn up_with(args: &[&str]) -> Lab {
         let dir = tempfile::Builder::new()
             .prefix("infraflux-lab-")
             .tempdir()
@@ -28,6 +33,7 @@ impl Lab {
         let child = Command::new(Self::bin())
             .args(["up", "--dir"])
             .arg(dir.path())
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

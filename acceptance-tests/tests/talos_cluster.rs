@@ -699,3 +699,39 @@ resource "infraflux_talos_cluster" "adopted" {{
     );
     w.assert_plan_empty();
 });
+
+// Talos 1.14's multi-document contract end to end: the lab's machines boot Talos 1.14 and
+// validate with its schema, the provider renders the Kube*Config documents for them.
+both_terraforms!(stack_on_talos_1_14, |tf: &Tf| {
+    let lab = Lab::up_with(&["--talos-version", "v1.14.0"]);
+    let ip = net(tf, 7);
+    let w = Work::new(tf);
+    w.copy_stack();
+    w.write(
+        "terraform.tfvars.json",
+        &lab.stack_vars(&[("cp-1", ip(11))], &[("worker-1", ip(21))]),
+    );
+    w.write(
+        "version.auto.tfvars.json",
+        r#"{"talos_version": "v1.14.0"}"#,
+    );
+    w.init();
+    w.apply();
+    for (name, node) in nodes(&w) {
+        assert_eq!(node["talos_version"], "v1.14.0", "{name}");
+        assert_eq!(node["stage"], "running", "{name}");
+    }
+    for t in lab.talos_nodes() {
+        assert_eq!(t["talos_version"], "v1.14.0", "{t}");
+    }
+    let kubeconfig = w.resource("module.cluster.infraflux_talos_cluster.this")["kubeconfig"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(
+        kubernetes_nodes(&w, &kubeconfig),
+        sorted(&["cp-1", "worker-1"])
+    );
+    w.assert_plan_empty();
+    w.destroy();
+});

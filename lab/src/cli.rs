@@ -8,9 +8,12 @@ use crate::lab::{Lab, LabError, LabOptions};
 
 const USAGE: &str = "usage:
   infraflux-lab up --dir DIR [--seed N] [--latency-ms N] [--faults SPEC] [--talos-legacy-maintenance]
+                   [--talos-version vX.Y.Z]
   infraflux-lab down --dir DIR
 
 --talos-legacy-maintenance: Talos nodes answer as Talos <= 1.12's maintenance service.
+--talos-version: the Talos release the VM image boots (default v1.13.9); 1.14 and later
+  validate configs with Talos 1.14's schema and its multi-document contract.
 
 SPEC is a comma list of key=value: latency_ms, error_rate_5xx, drop_connection_rate,
 lock_timeouts, fail_next_task, slow_tasks_ms, drop_kubeconfig_stream, slow_talos_install_ms,
@@ -38,16 +41,19 @@ pub enum CliError {
 /// Parsed command line.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    Up {
-        dir: PathBuf,
-        seed: u64,
-        latency_ms: Option<u64>,
-        faults: Option<String>,
-        talos_legacy: bool,
-    },
-    Down {
-        dir: PathBuf,
-    },
+    Up(UpArgs),
+    Down { dir: PathBuf },
+}
+
+/// What `up` runs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpArgs {
+    pub dir: PathBuf,
+    pub seed: u64,
+    pub latency_ms: Option<u64>,
+    pub faults: Option<String>,
+    pub talos_legacy: bool,
+    pub talos_version: Option<String>,
 }
 
 /// Parse `args` (without the program name).
@@ -60,6 +66,7 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
     let mut latency_ms = None;
     let mut faults = None;
     let mut talos_legacy = false;
+    let mut talos_version = None;
     let mut it = args[1..].iter();
     while let Some(a) = it.next() {
         let mut val = |name: &str| {
@@ -83,19 +90,29 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
             }
             "--faults" => faults = Some(val("--faults")?),
             "--talos-legacy-maintenance" => talos_legacy = true,
+            "--talos-version" => {
+                let v = val("--talos-version")?;
+                if !v.starts_with('v') || v[1..].split('.').count() < 3 {
+                    return Err(CliError::Usage(
+                        "--talos-version must look like v1.14.0".into(),
+                    ));
+                }
+                talos_version = Some(v);
+            }
             "-h" | "--help" => return Err(CliError::Usage("help".into())),
             other => return Err(CliError::Usage(format!("unknown argument '{other}'"))),
         }
     }
     let dir = dir.ok_or_else(|| CliError::Usage("--dir is required".into()))?;
     match cmd.as_str() {
-        "up" => Ok(Command::Up {
+        "up" => Ok(Command::Up(UpArgs {
             dir,
             seed,
             latency_ms,
             faults,
             talos_legacy,
-        }),
+            talos_version,
+        })),
         "down" => Ok(Command::Down { dir }),
         other => Err(CliError::Usage(format!("unknown command '{other}'"))),
     }
@@ -109,20 +126,15 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), CliError> {
 }
 
 /// Run `up` until SIGINT/SIGTERM.
-pub async fn up(
-    dir: &Path,
-    seed: u64,
-    latency_ms: Option<u64>,
-    faults: Option<&str>,
-    talos_legacy: bool,
-) -> Result<(), CliError> {
+pub async fn up(a: &UpArgs) -> Result<(), CliError> {
+    let (dir, seed) = (a.dir.as_path(), a.seed);
     let mut f = Faults::default();
-    if let Some(spec) = faults {
+    if let Some(spec) = a.faults.as_deref() {
         let patch = FaultsPatch::parse_spec(spec)?;
         let state = crate::faults::FaultState::new(seed, f);
         f = state.patch(&patch);
     }
-    if let Some(l) = latency_ms {
+    if let Some(l) = a.latency_ms {
         f.latency_ms = l;
     }
     std::fs::create_dir_all(dir).map_err(|e| CliError::Io(dir.display().to_string(), e))?;
@@ -140,7 +152,10 @@ pub async fn up(
         faults: f,
         ..LabOptions::default()
     };
-    opts.talos.legacy_maintenance = talos_legacy;
+    opts.talos.legacy_maintenance = a.talos_legacy;
+    if let Some(v) = &a.talos_version {
+        opts.talos.version = v.clone();
+    }
     let lab = Lab::start(opts).await?;
     write_atomic(&pid_path, format!("{}\n", std::process::id()).as_bytes())?;
     let doc = serde_json::to_vec_pretty(lab.info()).unwrap_or_default();
@@ -232,21 +247,27 @@ mod tests {
                 "5"
             ]))
             .unwrap(),
-            Command::Up {
+            Command::Up(UpArgs {
                 dir: "/tmp/x".into(),
                 seed: 7,
                 latency_ms: Some(5),
                 faults: None,
-                talos_legacy: false
-            }
+                talos_legacy: false,
+                talos_version: None,
+            })
         );
         assert!(matches!(
             parse(&s(&["up", "--dir", "d", "--talos-legacy-maintenance"])),
-            Ok(Command::Up {
+            Ok(Command::Up(UpArgs {
                 talos_legacy: true,
                 ..
-            })
+            }))
         ));
+        assert!(matches!(
+            parse(&s(&["up", "--dir", "d", "--talos-version", "v1.14.0"])),
+            Ok(Command::Up(UpArgs { talos_version: Some(v), .. })) if v == "v1.14.0"
+        ));
+        assert!(parse(&s(&["up", "--dir", "d", "--talos-version", "1.14"])).is_err());
         assert_eq!(
             parse(&s(&["down", "--dir", "d"])).unwrap(),
             Command::Down { dir: "d".into() }

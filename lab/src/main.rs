@@ -13,25 +13,13 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match cli::parse(&args) {
         Ok(Command::Down { dir }) => cli::down(&dir),
-        Ok(Command::Up {
-            dir,
-            seed,
-            latency_ms,
-            faults,
-            talos_legacy,
-        }) => {
+        Ok(Command::Up(a)) => {
             match tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
                 .build()
             {
-                Ok(rt) => rt.block_on(cli::up(
-                    &dir,
-                    seed,
-                    latency_ms,
-                    faults.as_deref(),
-                    talos_legacy,
-                )),
+                Ok(rt) => rt.block_on(cli::up(&a)),
                 Err(e) => Err(cli::CliError::Io("tokio runtime".into(), e)),
             }
         }
