@@ -68,7 +68,10 @@ pub fn main<P: Provider>(address: &'static str, make: impl FnOnce() -> P) -> Exi
         tracing::Level::WARN
     });
     crate::log::init("provider", level);
-    let rt = match tokio::runtime::Builder::new_multi_thread()
+    // One thread: RPC handling is I/O-bound and short (CPU-heavy work belongs in
+    // spawn_blocking); cross-thread wake-ups of the multi-thread scheduler cost a refresh of
+    // 500 VMs 15-25 % more provider CPU on a 2-core machine, beside Terraform's own work.
+    let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

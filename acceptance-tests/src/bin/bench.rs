@@ -29,7 +29,7 @@ const LATENCY_MS: u64 = 10;
 /// Terraform's default `-parallelism`.
 const TF_PARALLELISM: u64 = 10;
 /// Plans timed per measurement (the median is reported).
-const PLAN_RUNS: usize = 3;
+const PLAN_RUNS: usize = 7;
 /// How often the RSS sampler looks at the provider process.
 const SAMPLE_EVERY: Duration = Duration::from_millis(20);
 
@@ -170,23 +170,18 @@ fn peak_rss_while<T>(bin: &Path, f: impl FnOnce() -> T) -> (T, u64) {
     (out, peak.load(Ordering::Relaxed))
 }
 
-/// `terraform plan` (which refreshes) `PLAN_RUNS` times: the median wall time in ms and the
-/// exit code of the last run.
-fn time_plans(w: &Work) -> (f64, i32) {
-    let mut times = Vec::new();
-    let mut code = 0;
-    for _ in 0..PLAN_RUNS {
-        let t0 = Instant::now();
-        let o = w.run(&["plan", "-detailed-exitcode", "-no-color", "-input=false"]);
-        times.push(ms(t0.elapsed()));
-        assert!(o.code == 0 || o.code == 2, "plan failed:\n{}", o.all());
-        code = o.code;
-    }
-    (median(times), code)
+/// One `terraform plan` (which refreshes): wall time in ms and exit code.
+fn time_plan(w: &Work) -> (f64, i32) {
+    let t0 = Instant::now();
+    let o = w.run(&["plan", "-detailed-exitcode", "-no-color", "-input=false"]);
+    let elapsed = ms(t0.elapsed());
+    assert!(o.code == 0 || o.code == 2, "plan failed:\n{}", o.all());
+    (elapsed, o.code)
 }
 
-/// Terraform's own time for a refresh-plan of `n` resources of a no-op provider.
-fn noop_plan_ms(n: u64) -> f64 {
+/// `n` resources of a no-op provider (the test provider), applied: Terraform's own share of
+/// a refresh-plan of `n` resources.
+fn noop_work(n: u64) -> Work {
     let w = Work::new(&Tf::v1_15());
     let dir = w.path().join("store");
     let _ = std::fs::create_dir_all(&dir);
@@ -196,10 +191,11 @@ fn noop_plan_ms(n: u64) -> f64 {
     ));
     w.init();
     w.apply();
-    time_plans(&w).0
+    w
 }
 
-/// Refresh-plan of `n` VMs against the lab with added latency.
+/// Refresh-plan of `n` VMs against the lab with added latency. The no-op plans of the floor
+/// alternate with ours, so both see the same machine (this one is noisy).
 fn refresh(n: u64, bin_dir: &Path) -> serde_json::Value {
     let lab = Lab::up();
     let w = Work::new(&Tf::v1_15());
@@ -211,17 +207,23 @@ fn refresh(n: u64, bin_dir: &Path) -> serde_json::Value {
     let t0 = Instant::now();
     w.apply();
     let setup_s = t0.elapsed().as_secs_f64();
+    let noop = noop_work(n);
     lab.control("POST", "/faults", Some(&json!({"latency_ms": LATENCY_MS})));
     lab.control("POST", "/requests/reset", None);
-    let ((wall_ms, code), peak_rss_kib) =
-        peak_rss_while(&bin_dir.join("terraform-provider-infraflux"), || {
-            time_plans(&w)
-        });
+    let (mut walls, mut noops, mut code) = (Vec::new(), Vec::new(), 0);
+    let ((), peak_rss_kib) = peak_rss_while(&bin_dir.join("terraform-provider-infraflux"), || {
+        for _ in 0..PLAN_RUNS {
+            noops.push(time_plan(&noop).0);
+            let (wall, c) = time_plan(&w);
+            walls.push(wall);
+            code = c;
+        }
+    });
     let req = lab.control("GET", "/requests", None);
     let runs = PLAN_RUNS as f64;
     let count = |route: &str| req["by_route"][route].as_f64().unwrap_or(0.0) / runs;
     let total = req["total"].as_f64().unwrap_or(0.0) / runs;
-    let noop_ms = noop_plan_ms(n);
+    let (wall_ms, noop_ms) = (median(walls), median(noops));
     let min_round_trips = n + 1;
     let network_floor_ms = min_round_trips.div_ceil(TF_PARALLELISM) as f64 * LATENCY_MS as f64;
     let floor_ms = noop_ms + network_floor_ms;

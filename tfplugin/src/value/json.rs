@@ -45,9 +45,7 @@ pub fn decode_json(j: &Json, ty: &Type) -> Result<Value, String> {
                     .ok_or_else(|| format!("unsupported attribute {k:?}"))?;
                 m.insert(k.clone(), decode_json(v, t)?);
             }
-            for k in ot.attrs.keys() {
-                m.entry(k.clone()).or_insert(Value::Null);
-            }
+            super::fill_absent(&mut m, ot);
             Ok(Value::Object(m))
         }
         (Type::Dynamic, Json::Object(o)) if o.contains_key("type") && o.contains_key("value") => {

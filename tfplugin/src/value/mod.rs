@@ -17,6 +17,16 @@ pub use number::Number;
 pub use path::{AttributePath, PathStep};
 pub use types::{ObjectType, Type, TypeError};
 
+/// Absent attributes of a decoded object are null: every object is complete for the code
+/// that reads it. (Its keys are the type's, so equal counts mean nothing is absent.)
+fn fill_absent(m: &mut BTreeMap<String, Value>, ot: &ObjectType) {
+    if m.len() < ot.attrs.len() {
+        for k in ot.attrs.keys() {
+            m.entry(k.clone()).or_insert(Value::Null);
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Default)]
 pub enum Value {
     #[default]

@@ -237,19 +237,18 @@ impl<'a> Reader<'a> {
 
     fn object(&mut self, ot: &ObjectType, n: usize, depth: usize) -> Result<Value, DecodeError> {
         self.check_len(n)?;
-        let mut m = BTreeMap::new();
+        let mut pairs = Vec::with_capacity(n);
         for _ in 0..n {
             let k = self.key()?;
             let t = ot
                 .attrs
                 .get(&k)
                 .ok_or_else(|| DecodeError::Invalid(format!("unsupported attribute {k:?}")))?;
-            m.insert(k, self.value(t, depth + 1)?);
+            pairs.push((k, self.value(t, depth + 1)?));
         }
-        // Absent attributes are null: keeps every object complete for the code that reads it.
-        for k in ot.attrs.keys() {
-            m.entry(k.clone()).or_insert(Value::Null);
-        }
+        // Terraform sends keys sorted: built in bulk, without a search per key.
+        let mut m = BTreeMap::from_iter(pairs);
+        super::fill_absent(&mut m, ot);
         Ok(Value::Object(m))
     }
 }
