@@ -101,8 +101,11 @@ impl AsyncWrite for Conn {
     }
 }
 
+const WAITING_FOR_TRUSTD: &str = "no control plane of the cluster can issue a certificate yet";
+
 /// The TLS acceptor for the node's current mode. Workers have no OS CA key: like trustd, they
-/// get their server cert from a control plane of the same cluster, or serve a throwaway one.
+/// get their server cert from a control plane of the same cluster, and serve nothing until one
+/// can issue it.
 fn acceptor(talos: &Talos, node: &Node, mode: Mode) -> Result<TlsAcceptor, String> {
     let config = match mode {
         Mode::Maintenance => {
@@ -119,11 +122,10 @@ fn acceptor(talos: &Talos, node: &Node, mode: Mode) -> Result<TlsAcceptor, Strin
             let key = cfg
                 .os_ca_key()
                 .or_else(|| talos.cluster_ca_key(&cfg.cluster_key));
-            let cert = match key {
-                Some(k) => pki::os_server_cert(node.ip, &cfg.os_ca_der, k),
-                None => pki::maintenance_cert(node.ip),
-            }
-            .map_err(|e| e.to_string())?;
+            // A worker's apid waits for trustd on a control plane to issue its certificate.
+            let key = key.ok_or(WAITING_FOR_TRUSTD)?;
+            let cert =
+                pki::os_server_cert(node.ip, &cfg.os_ca_der, key).map_err(|e| e.to_string())?;
             tls::running(cert, &cfg.os_ca_der).map_err(|e| e.to_string())?
         }
     };
@@ -186,16 +188,29 @@ pub async fn run(
         }
         changes.borrow_and_update();
         let mode = node.state().serving;
+        let mut waiting = false;
         let acceptor = mode.and_then(|m| match acceptor(&talos, &node, m) {
             Ok(a) => Some((m, a)),
             Err(e) => {
-                tracing::warn!(vmid = node.vmid, "talos node cannot serve: {e}");
+                waiting = e == WAITING_FOR_TRUSTD;
+                if !waiting {
+                    tracing::warn!(vmid = node.vmid, "talos node cannot serve: {e}");
+                }
                 None
             }
         });
         let Some((mode, acceptor)) = acceptor else {
-            // Down (rebooting, or no usable TLS setup): connections wait in the backlog.
+            // Down (rebooting, waiting for a certificate, or no usable TLS setup): connections
+            // wait in the backlog. A worker asks the control planes again shortly.
+            let retry = async {
+                if waiting {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            };
             tokio::select! {
+                _ = retry => continue,
                 _ = changes.changed() => continue,
                 r = stop.changed() => {
                     if r.is_err() {

@@ -563,6 +563,53 @@ async fn legacy_maintenance_service() {
     t.lab.shutdown().await;
 }
 
+/// A worker installed before any control plane of its cluster has a config serves nothing
+/// (its apid waits for trustd to issue its certificate), then answers over mTLS once one has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_waits_for_a_control_plane_to_issue_its_certificate() {
+    let t = T::with(opts(false, 0)).await;
+    let c = Cluster::new();
+    let install = |vmid: u32, ip: &'static str, cfg: String| {
+        let t = &t;
+        async move {
+            kit::boot_vm(t, vmid, ip).await;
+            let ep = kit::endpoint(&kit::wait_stage(t, vmid, "maintenance").await);
+            let ch = kit::channel(ep, ip, kit::insecure())
+                .await
+                .expect("connect");
+            kit::machine(ch)
+                .apply_configuration(apply(&cfg))
+                .await
+                .expect("apply");
+        }
+    };
+    install(321, "127.77.63.2", c.config("worker")).await;
+    let n = kit::wait_node(&t, 321, |n| n["stage"] == "running").await;
+    let admin = c.os_ca.admin();
+    let early = tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        kit::channel(
+            kit::endpoint(&n),
+            "127.77.63.2",
+            kit::mtls(&c.os_ca, Some(&admin)),
+        ),
+    )
+    .await;
+    assert!(
+        !matches!(early, Ok(Ok(_))),
+        "no certificate can be issued yet, so no TLS session"
+    );
+    install(322, "127.77.63.1", c.config("controlplane")).await;
+    let ch = kit::channel(
+        kit::endpoint(&n),
+        "127.77.63.2",
+        kit::mtls(&c.os_ca, Some(&admin)),
+    )
+    .await
+    .expect("mTLS once a control plane can issue the certificate");
+    kit::machine(ch).version(()).await.expect("Version");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_control_planes_and_a_worker() {
     let t = T::with(opts(false, 0)).await;
