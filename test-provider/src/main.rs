@@ -3,6 +3,7 @@
 //! (`dir` in the provider block, or `TFTEST_DIR`), so tests can inspect and tamper with what
 //! exists. Never shipped.
 
+mod mirror;
 mod nested;
 mod store;
 mod thing;
@@ -72,6 +73,7 @@ impl Provider for TestProvider {
             Arc::new(nested::Nested {
                 store: self.store.clone(),
             }),
+            Arc::new(mirror::Mirror),
         ]
     }
     fn data_sources(&self) -> Vec<Arc<dyn DataSource>> {
