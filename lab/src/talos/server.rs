@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -19,7 +20,7 @@ use tonic::transport::server::Connected;
 use super::Talos;
 use super::authz::{Caller, Mode, Role};
 use super::cosi_api::CosiApi;
-use super::director::{Director, Forwarder};
+use super::director::{Director, Endpoints, Forwarder};
 use super::machine_api::MachineApi;
 use super::node::Node;
 use super::proto::cosi::resource::state_server::StateServer;
@@ -134,14 +135,24 @@ fn acceptor(talos: &Talos, node: &Node, mode: Mode) -> Result<TlsAcceptor, Strin
 
 /// How a running node forwards calls (`node`/`nodes` metadata): as apid, with an
 /// `os:impersonator` certificate from the OS CA.
-fn forwarder(talos: &Talos, node: &Node) -> Option<Forwarder> {
+fn forwarder(talos: &Arc<Talos>, node: &Node) -> Option<Forwarder> {
     let cfg = node.state().disk.config.clone()?;
     let key = cfg
         .os_ca_key()
         .or_else(|| talos.cluster_ca_key(&cfg.cluster_key))?;
     let made = pki::impersonator_cert(&cfg.os_ca_der, key)
         .map_err(|e| e.to_string())
-        .and_then(|cert| Forwarder::new(node.ip, &cfg.os_ca_der, cert).map_err(|e| e.to_string()));
+        .and_then(|cert| {
+            let t = Arc::downgrade(talos);
+            let endpoints: Endpoints = Arc::new(move |ip| {
+                let nodes = t.upgrade()?.nodes();
+                nodes
+                    .iter()
+                    .find(|n| IpAddr::V4(n.ip) == ip)
+                    .map(|n| n.endpoint)
+            });
+            Forwarder::new(node.ip, &cfg.os_ca_der, cert, endpoints).map_err(|e| e.to_string())
+        });
     match made {
         Ok(f) => Some(f),
         Err(e) => {

@@ -283,7 +283,7 @@ async fn talos_client_maintenance_to_bootstrapped_and_back() {
     assert_eq!(members.len(), 1, "{members:?}");
     assert!(!members[0].is_learner);
 
-    // Proxying: the `node` header names this node (the lab ignores it; real apid routes).
+    // Proxying: the `node` header names this node; apid (and the lab) forwards the call to it.
     let via = a.via(address.clone());
     assert_eq!(via.version().await.expect("via").tag, "v1.13.9");
 
