@@ -588,21 +588,7 @@ impl Store {
             self.emit_deleted(&mut g, key, obj.clone());
             return Ok(obj);
         }
-        g.rv += 1;
-        let rv = g.rv;
-        meta_of(&mut obj).insert("resourceVersion".into(), json!(rv.to_string()));
-        g.objects.insert(key, obj.clone());
-        g.emit(
-            &self.events,
-            Event {
-                kind: "MODIFIED",
-                resource: k.qualified(),
-                namespace: ns.into(),
-                rv,
-                object: obj.clone(),
-            },
-        );
-        Ok(obj)
+        Ok(self.modified_locked(&mut g, &key, obj))
     }
 
     /// A change the store does not hold (a Node's status): a new resourceVersion and a
@@ -610,24 +596,9 @@ impl Store {
     pub fn touch(&self, k: &Kind, ns: &str, name: &str) {
         let mut g = self.lock();
         let key = (k.qualified(), ns.to_string(), name.to_string());
-        if !g.objects.contains_key(&key) {
-            return;
+        if let Some(obj) = g.objects.get(&key).cloned() {
+            self.modified_locked(&mut g, &key, obj);
         }
-        g.rv += 1;
-        let rv = g.rv;
-        let obj = g.objects.get_mut(&key).expect("present");
-        meta_of(obj).insert("resourceVersion".into(), json!(rv.to_string()));
-        let obj = obj.clone();
-        g.emit(
-            &self.events,
-            Event {
-                kind: "MODIFIED",
-                resource: k.qualified(),
-                namespace: ns.into(),
-                rv,
-                object: obj,
-            },
-        );
     }
 
     /// Subscribe to changes, with the history newer than `after` (None if `after` is older
@@ -754,6 +725,22 @@ impl Store {
                 "CustomResourceDefinition marked for deletion; CustomResource deletion will begin soon",
             );
         }
+        self.modified_locked(g, key, o)
+    }
+
+    /// Store a changed object: a new resourceVersion and a MODIFIED event; an object being
+    /// deleted whose last finalizer went is removed instead (DELETED).
+    fn put_locked(&self, g: &mut Inner, key: &Key, o: Value) {
+        if o.pointer("/metadata/deletionTimestamp").is_some() && !has_finalizers(&o) {
+            g.objects.remove(key);
+            self.emit_deleted(g, key.clone(), o);
+            return;
+        }
+        self.modified_locked(g, key, o);
+    }
+
+    /// Keep `o` under a new resourceVersion and tell watches (MODIFIED); returns it as stored.
+    fn modified_locked(&self, g: &mut Inner, key: &Key, mut o: Value) -> Value {
         g.rv += 1;
         let rv = g.rv;
         meta_of(&mut o).insert("resourceVersion".into(), json!(rv.to_string()));
@@ -769,30 +756,6 @@ impl Store {
             },
         );
         o
-    }
-
-    /// Store a changed object: a new resourceVersion and a MODIFIED event; an object being
-    /// deleted whose last finalizer went is removed instead (DELETED).
-    fn put_locked(&self, g: &mut Inner, key: &Key, mut o: Value) {
-        if o.pointer("/metadata/deletionTimestamp").is_some() && !has_finalizers(&o) {
-            g.objects.remove(key);
-            self.emit_deleted(g, key.clone(), o);
-            return;
-        }
-        g.rv += 1;
-        let rv = g.rv;
-        meta_of(&mut o).insert("resourceVersion".into(), json!(rv.to_string()));
-        g.objects.insert(key.clone(), o.clone());
-        g.emit(
-            &self.events,
-            Event {
-                kind: "MODIFIED",
-                resource: key.0.clone(),
-                namespace: key.1.clone(),
-                rv,
-                object: o,
-            },
-        );
     }
 
     /// One pass of the garbage collector. `kinds` resolves an owner reference's
@@ -1052,20 +1015,7 @@ impl Store {
             return true;
         }
         if crd["status"] != before["status"] || crd["metadata"] != before["metadata"] {
-            g.rv += 1;
-            let rv = g.rv;
-            meta_of(&mut crd).insert("resourceVersion".into(), json!(rv.to_string()));
-            g.objects.insert(key.clone(), crd.clone());
-            g.emit(
-                &self.events,
-                Event {
-                    kind: "MODIFIED",
-                    resource: key.0,
-                    namespace: key.1,
-                    rv,
-                    object: crd,
-                },
-            );
+            self.modified_locked(&mut g, &key, crd);
         }
         !left
     }

@@ -27,6 +27,7 @@ use rustls::{ClientConfig, RootCertStore};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tonic::body::Body;
+use tonic::codegen::http::request::Parts;
 use tonic::codegen::http::{HeaderMap, HeaderValue, Request, Response};
 use tonic::transport::Endpoint;
 use tonic::{Code, Status};
@@ -126,14 +127,8 @@ impl Forwarder {
     }
 
     /// The forwarded request: routing metadata replaced by `proxyfrom` and the caller's roles.
-    fn outgoing(
-        &self,
-        headers: &HeaderMap,
-        parts: &RequestLine,
-        roles: &[authz::Role],
-        body: Body,
-    ) -> Request<Body> {
-        let mut h = headers.clone();
+    fn outgoing(&self, parts: &Parts, roles: &[authz::Role], body: Body) -> Request<Body> {
+        let mut h = parts.headers.clone();
         for k in ["node", "nodes", authz::TALOS_ROLE, "proxyfrom"] {
             h.remove(k);
         }
@@ -149,12 +144,6 @@ impl Forwarder {
         *req.headers_mut() = h;
         req
     }
-}
-
-/// What a forwarded request repeats of the incoming one.
-struct RequestLine {
-    method: tonic::codegen::http::Method,
-    uri: tonic::codegen::http::Uri,
 }
 
 /// `host[:port]` as apid dials it (port 50000 unless given).
@@ -314,11 +303,7 @@ async fn one(f: &Forwarder, target: &str, req: Request<Body>) -> Response<Body> 
         Err(s) => return s.into_http(),
     };
     let (parts, body) = req.into_parts();
-    let line = RequestLine {
-        method: parts.method,
-        uri: parts.uri,
-    };
-    let out = f.outgoing(&parts.headers, &line, &roles, body);
+    let out = f.outgoing(&parts, &roles, body);
     f.call(target, out).await.unwrap_or_else(|s| s.into_http())
 }
 
@@ -337,19 +322,10 @@ async fn many(
         Ok(c) => c.to_bytes(),
         Err(e) => return Status::internal(e.to_string()).into_http(),
     };
-    let line = RequestLine {
-        method: parts.method,
-        uri: parts.uri,
-    };
     let streamed = STREAMED.contains(&method);
     let mut payloads: Vec<Vec<u8>> = Vec::new();
     for t in targets {
-        let out = f.outgoing(
-            &parts.headers,
-            &line,
-            &roles,
-            Body::new(Full::new(body.clone())),
-        );
+        let out = f.outgoing(&parts, &roles, Body::new(Full::new(body.clone())));
         let answer = match f.call(t, out).await {
             Ok(resp) => messages_of(resp).await,
             Err(s) => Err(s),

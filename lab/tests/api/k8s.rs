@@ -1137,6 +1137,30 @@ async fn core_objects_crud_and_cni_none() {
 
 /// The project's venv Python (installed by `make tools`: scripts/requirements.txt pins the
 /// official `kubernetes` client). Missing → the test fails: the setup always installs it.
+/// Run `script` with the project's Python (which has the official Kubernetes client), with
+/// `args` after it: its stdout lines. Panics with its output if it fails.
+pub async fn python(script: &'static str, args: &[&std::ffi::OsStr]) -> Vec<String> {
+    let py = venv_python();
+    let args: Vec<std::ffi::OsString> = args.iter().map(|a| a.to_os_string()).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(py)
+            .arg("-c")
+            .arg(script)
+            .args(&args)
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("python runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "python failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout.lines().map(str::to_string).collect()
+}
+
 pub fn venv_python() -> std::path::PathBuf {
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
     assert!(
@@ -1192,25 +1216,9 @@ from kubernetes import watch
 seen = [(e["type"], e["object"].metadata.name) for e in watch.Watch().stream(v1.list_namespace, timeout_seconds=1)]
 print("watched=" + ",".join("%s:%s" % s for s in sorted(seen)))
 "#;
-    let py = venv_python();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(py)
-            .arg("-c")
-            .arg(script)
-            .arg(&path)
-            .output()
-    })
-    .await
-    .expect("join")
-    .expect("python runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "python failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let lines = python(script, &[path.as_os_str()]).await;
     assert_eq!(
-        stdout.lines().collect::<Vec<_>>(),
+        lines,
         [
             "nodes=py-cp",
             "ns=default,kube-node-lease,kube-public,kube-system",
@@ -2022,27 +2030,8 @@ co.create_namespaced_custom_object("stable.example.com", "v1", "default", "cront
 items = co.list_namespaced_custom_object("stable.example.com", "v1", "default", "crontabs")["items"]
 print("crontabs=" + ",".join(i["metadata"]["name"] + ":" + i["spec"]["cronSpec"] for i in items))
 "#;
-    let py = venv_python();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(py)
-            .arg("-c")
-            .arg(script)
-            .arg(&path)
-            .output()
-    })
-    .await
-    .expect("join")
-    .expect("python runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "python failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        stdout.lines().collect::<Vec<_>>(),
-        ["established=CronTab", "crontabs=nightly:0 0 * * *"]
-    );
+    let lines = python(script, &[path.as_os_str()]).await;
+    assert_eq!(lines, ["established=CronTab", "crontabs=nightly:0 0 * * *"]);
 
     // Deleting the CRD: marked with the cleanup finalizer and Terminating; no new objects; its
     // objects go (one held by its own finalizer holds the CRD), then the CRD and its

@@ -11,8 +11,7 @@ use serde_json::{Value, json};
 
 use crate::common::T;
 use crate::k8s::{
-    get_json, install, kube_client, kubeconfig_bytes, send, untar, venv_python, wait_k8s,
-    wait_nodes,
+    get_json, install, kube_client, kubeconfig_bytes, python, send, untar, wait_k8s, wait_nodes,
 };
 use crate::talos_kit::{Cluster, NodeOpts};
 
@@ -145,28 +144,16 @@ async fn python_apply(yaml: &[u8], manifest: std::path::PathBuf, ns: &str) -> Ve
     let kc = dir.path().join("kubeconfig");
     std::fs::write(&kc, yaml).expect("write");
     let cache = dir.path().join("discovery.json");
-    let py = venv_python();
-    let ns = ns.to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(py)
-            .arg("-c")
-            .arg(APPLY)
-            .arg(&kc)
-            .arg(&manifest)
-            .arg(&ns)
-            .arg(&cache)
-            .output()
-    })
+    python(
+        APPLY,
+        &[
+            kc.as_os_str(),
+            manifest.as_os_str(),
+            ns.as_ref(),
+            cache.as_os_str(),
+        ],
+    )
     .await
-    .expect("join")
-    .expect("python runs");
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "python failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout.lines().map(str::to_string).collect()
 }
 
 /// GET `url` until `pred` holds (panics after `secs` with the last answer).

@@ -242,27 +242,8 @@ print("orphan=" + ",".join(o["metadata"]["finalizers"]))
 f = v1.delete_namespaced_config_map("py-fg", "default", propagation_policy="Foreground")
 print("foreground=" + ",".join(f["metadata"]["finalizers"]))
 "#;
-    let py = crate::k8s::venv_python();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(py)
-            .arg("-c")
-            .arg(script)
-            .arg(&kc)
-            .output()
-    })
-    .await
-    .expect("join")
-    .expect("python runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "python failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        stdout.lines().collect::<Vec<_>>(),
-        ["orphan=orphan", "foreground=foregroundDeletion"]
-    );
+    let lines = crate::k8s::python(script, &[kc.as_os_str()]).await;
+    assert_eq!(lines, ["orphan=orphan", "foreground=foregroundDeletion"]);
     api.gone("py-owner").await;
     api.gone("py-fg").await;
     api.gone("py-fg-dep").await;
