@@ -5,11 +5,9 @@ use std::sync::{Arc, OnceLock};
 
 use serde_json::{Map, Value};
 
-/// The schema document, embedded at build time from `shared/reference/proxmox`.
-const APIDATA: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/reference/proxmox/apidata-pve-9.1.json"
-));
+/// The schema document (PVE 9.1's apidata without its prose, derived into `lab/data/` by
+/// `scripts/derive-reference.py`), embedded at build time.
+pub const APIDATA: &str = include_str!("../../data/pve-apidata-9.1.json");
 
 /// Errors loading the schema.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -1,4 +1,4 @@
-//! Talos's own machine-config JSON schemas (`shared/reference/talos`: 1.13 and 1.14), each
+//! Talos's own machine-config JSON schemas (1.13 and 1.14, derived into `lab/data/`), each
 //! compiled once per process; a node validates with the one of the version it runs.
 //!
 //! The schema's root is a `oneOf` over every document kind, whose failure messages say nothing
@@ -11,14 +11,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 use jsonschema::Validator;
 use serde_json::{Value, json};
 
-const SCHEMA_V1_13: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/reference/talos/config.schema-v1.13.9.json"
-));
-const SCHEMA_V1_14: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/reference/talos/config.schema-v1.14.0-rc.1.json"
-));
+// Talos's schemas without their prose, derived into `lab/data/` by `scripts/derive-reference.py`.
+/// The machine-config schema of Talos 1.13.9.
+pub const SCHEMA_V1_13: &str = include_str!("../../data/talos-config-schema-v1.13.9.json");
+/// The machine-config schema of Talos 1.14.0-rc.1.
+pub const SCHEMA_V1_14: &str = include_str!("../../data/talos-config-schema-v1.14.0-rc.1.json");
 
 /// The compiled schema: definitions by document kind, validators built on first use.
 pub struct ConfigSchema {

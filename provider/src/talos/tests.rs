@@ -1,6 +1,5 @@
-//! Secrets and rendering against Talos's own JSON schemas (../shared/reference/talos/).
+//! Secrets and rendering against Talos's own JSON schemas (as the lab embeds them).
 
-use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -28,27 +27,15 @@ fn secrets() -> &'static MachineSecrets {
     })
 }
 
-fn schema_path(version: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/reference/talos")
-        .join(format!("config.schema-v{version}.json"))
-}
-
-fn load_schema(version: &str) -> Option<Value> {
-    let path = schema_path(version);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Some(serde_json::from_str(&text).expect("schema JSON")),
-        Err(e) => {
-            // shared/ sits beside the repository for sessions and CI: never skip silently there.
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "Talos schema missing in CI: {}: {e}",
-                path.display()
-            );
-            eprintln!("SKIPPING schema validation: {}: {e}", path.display());
-            None
-        }
-    }
+/// Talos's own schema of `version` (the lab embeds them, derived from upstream).
+fn load_schema(version: &str) -> Value {
+    use infraflux_lab::talos::schema::{SCHEMA_V1_13, SCHEMA_V1_14};
+    let text = match version {
+        "1.13.9" => SCHEMA_V1_13,
+        "1.14.0-rc.1" => SCHEMA_V1_14,
+        other => panic!("no Talos schema for {other}"),
+    };
+    serde_json::from_str(text).expect("schema JSON")
 }
 
 fn cluster(cni: Cni, vip: bool) -> ClusterSpec {
@@ -318,9 +305,7 @@ fn assert_schema_valid(schema: &Value, version: &str, docs: &[Value], what: &str
 
 #[test]
 fn talos_1_13_schema_lacks_fields_real_configs_carry() {
-    let Some(schema) = load_schema("1.13.9") else {
-        return;
-    };
+    let schema = load_schema("1.13.9");
     let features = &schema["$defs"]["v1alpha1.FeaturesConfig"]["properties"];
     for f in SCHEMA_1_13_MISSING_FEATURES {
         assert!(
@@ -340,9 +325,7 @@ fn talos_every_rendered_config_validates_against_talos_schema() {
     let s = secrets();
     let mut checked = 0;
     for (version, talos) in [("1.13.9", "v1.13.9"), ("1.14.0-rc.1", "v1.14.0-rc.1")] {
-        let Some(schema) = load_schema(version) else {
-            continue;
-        };
+        let schema = load_schema(version);
         let tv = TalosVersion::parse(talos).expect("version");
         for role in [Role::ControlPlane, Role::Worker] {
             for cni in [Cni::Cilium, Cni::Flannel] {
@@ -368,9 +351,7 @@ fn talos_every_rendered_config_validates_against_talos_schema() {
 fn talos_schema_validation_is_not_vacuous() {
     let s = secrets();
     for (version, talos) in [("1.13.9", "v1.13.9"), ("1.14.0-rc.1", "v1.14.0")] {
-        let Some(schema) = load_schema(version) else {
-            continue;
-        };
+        let schema = load_schema(version);
         let validator = jsonschema::validator_for(&schema).expect("schema compiles");
         let tv = TalosVersion::parse(talos).expect("v");
         let docs = render_documents(
