@@ -414,3 +414,23 @@ const REAL_BUT_UNDOCUMENTED: &[(&str, &str)] = &[
     ("/nodes/{node}/network", "bridge_stp"),
     ("/nodes/{node}/network", "bridge_fd"),
 ];
+
+/// `lab/data/` is what `scripts/derive-reference.py` makes of the upstream schemas today.
+#[test]
+fn derived_schemas_are_fresh() {
+    let Some(reference) = infraflux_reference::path("proxmox") else {
+        return;
+    };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = std::process::Command::new("python3")
+        .arg(root.join("scripts/derive-reference.py"))
+        .arg("--check")
+        .env("INFRAFLUX_REFERENCE", reference.join(".."))
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
