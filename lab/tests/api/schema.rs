@@ -372,8 +372,7 @@ async fn responses_only_use_keys_the_schema_declares() {
 }
 
 fn schema_returns(path: &str) -> serde_json::Value {
-    let doc: serde_json::Value =
-        serde_json::from_str(infraflux_lab::pve::schema::APIDATA).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(infraflux_lab::pve::schema::APIDATA).unwrap();
     fn find<'a>(n: &'a serde_json::Value, p: &str) -> Option<&'a serde_json::Value> {
         if n["path"] == p {
             return Some(n);
