@@ -137,7 +137,11 @@ fn two_demos_at_once_beside_a_taken_address() {
     assert_applied(&rb.1, &nb);
     assert_ne!(block(&na), block(&nb), "each demo has machines of its own");
     for nodes in [&na, &nb] {
-        assert_ne!(block(nodes), first_free.to_string(), "the taken block is skipped");
+        assert_ne!(
+            block(nodes),
+            first_free.to_string(),
+            "the taken block is skipped"
+        );
     }
 }
 
@@ -150,7 +154,10 @@ fn demo_again_after_ctrl_c_without_demo_down_starts_clean() {
 
     // `.demo/` still holds the old state; its machines went with the lab.
     let (out, text) = demo.run(&[]);
-    assert!(out.status.success(), "make demo after Ctrl-C failed:\n{text}");
+    assert!(
+        out.status.success(),
+        "make demo after Ctrl-C failed:\n{text}"
+    );
     assert!(
         text.contains("held state from a lab that is no longer running"),
         "{text}"
