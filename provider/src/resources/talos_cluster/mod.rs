@@ -599,6 +599,13 @@ impl Resource for TalosCluster {
         }
         let kubeconfig = req.prior.attr("kubeconfig").as_str().map(str::to_owned);
         let mut diags = Diagnostics::new();
+        if let Some(d) = etcd_lost(&cluster, &req.prior) {
+            return StateResponse {
+                state: req.prior,
+                private: req.private,
+                diags: d.into(),
+            };
+        }
 
         // Machines that left: out of Kubernetes and etcd, reset.
         for m in state_machines(&req.prior)
@@ -755,4 +762,34 @@ impl Resource for TalosCluster {
              \"Adopting an existing Talos cluster\").",
         ))
     }
+}
+
+/// An error when every control plane the cluster had is back in maintenance mode (as Read saw
+/// them): etcd's data went with their disks, so configuring them again would only wait for a
+/// cluster that cannot come back.
+fn etcd_lost(cluster: &Cluster, prior: &Value) -> Option<Diagnostic> {
+    let nodes = prior.attr("nodes").as_map()?;
+    let had: Vec<&Machine> = cluster
+        .control_planes()
+        .filter(|m| nodes.contains_key(&m.hostname))
+        .collect();
+    let all_blank = !had.is_empty()
+        && had
+            .iter()
+            .all(|m| nodes[&m.hostname].attr("stage").as_str() == Some("maintenance"));
+    all_blank.then(|| {
+        let names: Vec<&str> = had.iter().map(|m| m.hostname.as_str()).collect();
+        Diagnostic::error(
+            "Talos cluster: every control plane lost its state",
+            format!(
+                "etcd has 0 of {} members: the control planes ({}) are all back in maintenance mode \
+                 (reinstalled, or a lab that restarted), so the cluster's etcd data is gone and it \
+                 was never bootstrapped on these machines. Replace the cluster to bootstrap it anew \
+                 (terraform apply -replace=<this resource>), or see \
+                 docs/guides/adopting-an-existing-cluster.md if its data lives elsewhere.",
+                had.len(),
+                names.join(", ")
+            ),
+        )
+    })
 }
