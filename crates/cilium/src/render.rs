@@ -57,9 +57,41 @@ pub fn rendered_manifests(objects: &[Value]) -> Result<String, RenderError> {
     let mut out = String::new();
     for o in objects {
         out.push_str("---\n");
-        out.push_str(&serde_norway::to_string(o).map_err(|e| RenderError(e.to_string()))?);
+        out.push_str(
+            &serde_norway::to_string(&to_yaml(o)?).map_err(|e| RenderError(e.to_string()))?,
+        );
     }
     Ok(out)
+}
+
+/// The YAML value of a JSON value. Going through serde directly would not do: with serde_json's
+/// `arbitrary_precision` (on in this workspace) numbers serialize as a private map.
+fn to_yaml(v: &Value) -> Result<serde_norway::Value, RenderError> {
+    use serde_norway::Value as Y;
+    Ok(match v {
+        Value::Null => Y::Null,
+        Value::Bool(b) => Y::Bool(*b),
+        Value::Number(n) => {
+            if let Some(i) = n.as_u64() {
+                Y::Number(i.into())
+            } else if let Some(i) = n.as_i64() {
+                Y::Number(i.into())
+            } else if let Some(f) = n.as_f64() {
+                Y::Number(f.into())
+            } else {
+                return Err(RenderError(format!("number {n} has no YAML form")));
+            }
+        }
+        Value::String(s) => Y::String(s.clone()),
+        Value::Array(items) => Y::Sequence(items.iter().map(to_yaml).collect::<Result<_, _>>()?),
+        Value::Object(map) => {
+            let mut m = serde_norway::Mapping::new();
+            for (k, child) in map {
+                m.insert(Y::String(k.clone()), to_yaml(child)?);
+            }
+            Y::Mapping(m)
+        }
+    })
 }
 
 /// A stable content hash of one object: SHA-256 (hex) of its JSON with object keys sorted, so
