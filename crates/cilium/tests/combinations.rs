@@ -294,3 +294,111 @@ fn extra_config_overrides_and_warns_on_unknown_keys() {
     assert_eq!(m.warnings.len(), 1, "{:?}", m.warnings);
     assert!(m.warnings[0].contains("enable-bpf-masquerad"));
 }
+
+/// A CRD's OpenAPI schema as a strict JSON Schema: unknown fields are errors (the API server
+/// would prune or reject them) unless the schema keeps unknown fields.
+fn strict(schema: &Value) -> Value {
+    match schema {
+        Value::Object(map) => {
+            let mut out: serde_json::Map<String, Value> = map
+                .iter()
+                .map(|(k, v)| {
+                    let child = if k == "properties" {
+                        Value::Object(
+                            v.as_object()
+                                .into_iter()
+                                .flatten()
+                                .map(|(n, s)| (n.clone(), strict(s)))
+                                .collect(),
+                        )
+                    } else {
+                        strict(v)
+                    };
+                    (k.clone(), child)
+                })
+                .collect();
+            if out.contains_key("properties")
+                && !out.contains_key("additionalProperties")
+                && out.get("x-kubernetes-preserve-unknown-fields") != Some(&Value::Bool(true))
+            {
+                out.insert("additionalProperties".into(), Value::Bool(false));
+            }
+            Value::Object(out)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(strict).collect()),
+        other => other.clone(),
+    }
+}
+
+fn crd_errors(object: &Value, crd: &Value) -> Vec<String> {
+    let version = object["apiVersion"]
+        .as_str()
+        .and_then(|v| v.rsplit('/').next())
+        .expect("apiVersion");
+    let schema = crd["spec"]["versions"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .find(|v| v["name"] == version)
+        .map(|v| strict(&v["schema"]["openAPIV3Schema"]))
+        .expect("served version");
+    let mut instance = object.clone();
+    // The API server sets these; CRD schemas do not describe them.
+    if let Some(m) = instance.as_object_mut() {
+        m.remove("apiVersion");
+        m.remove("kind");
+        m.remove("metadata");
+    }
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    validator
+        .iter_errors(&instance)
+        .map(|e| e.to_string())
+        .collect()
+}
+
+fn assert_matches_crd(object: &Value, crd: &Value) {
+    let errors = crd_errors(object, crd);
+    assert!(
+        errors.is_empty(),
+        "{} {}: {errors:?}",
+        object["kind"],
+        object["metadata"]["name"]
+    );
+}
+
+#[test]
+fn custom_resources_match_their_crds() {
+    let m = build(&golden_options("full"), certs()).expect("build");
+    let crds = infraflux_cilium::gateway_api_crds();
+    let gateway_class_crd = crds
+        .iter()
+        .find(|c| c["spec"]["names"]["kind"] == "GatewayClass")
+        .expect("GatewayClass CRD");
+    let class = find(&m, "GatewayClass", "cilium").expect("GatewayClass");
+    assert_matches_crd(class, gateway_class_crd);
+    let mut bad = class.clone();
+    bad["spec"]["controller"] = Value::from("typo");
+    assert!(
+        !crd_errors(&bad, gateway_class_crd).is_empty(),
+        "unknown fields must fail"
+    );
+
+    let Some(text) =
+        infraflux_reference::read("crds/prometheus-operator-kps-88.5.3/crd-servicemonitors.yaml")
+    else {
+        return;
+    };
+    let sm_crd = common::parse_yaml_documents(&text)
+        .into_iter()
+        .next()
+        .expect("ServiceMonitor CRD");
+    let monitors: Vec<&Value> = m
+        .objects
+        .iter()
+        .filter(|o| o["kind"] == "ServiceMonitor")
+        .collect();
+    assert_eq!(monitors.len(), 3);
+    for sm in monitors {
+        assert_matches_crd(sm, &sm_crd);
+    }
+}
