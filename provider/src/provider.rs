@@ -16,6 +16,7 @@ pub struct Shared {
     pub proxmox: OnceLock<Option<ProxmoxSettings>>,
 }
 
+/// The `infraflux` provider: its block, resources, data sources and ephemeral resources.
 #[derive(Default)]
 pub struct InfraFlux {
     shared: Arc<Shared>,
