@@ -7,12 +7,8 @@ mod data_sources;
 mod ephemeral;
 mod k8s;
 mod provider;
-// The Proxmox VE client; infraflux_proxmox_vm uses it, disks/migration/create_vm wait for later slices.
-#[allow(dead_code)]
-mod proxmox;
 mod resources;
 mod talos;
-mod tls;
 
 pub use provider::InfraFlux;
 

@@ -7,13 +7,24 @@ use tfplugin::{
     Ctx, DataSource, Diagnostics, EphemeralResource, Provider, Resource, Schema, Value,
 };
 
-use crate::config::{self, ProxmoxSettings};
+use infraflux_proxmox as proxmox;
+
+use crate::config;
 
 /// State shared by all resources of one provider process (one Terraform run).
 #[derive(Default)]
 pub struct Shared {
     /// Set by ConfigureProvider; `None` inside when no Proxmox endpoint is configured.
-    pub proxmox: OnceLock<Option<ProxmoxSettings>>,
+    pub proxmox: OnceLock<Option<proxmox::Settings>>,
+}
+
+/// A Proxmox VE client that names the provider in its requests.
+pub fn proxmox_client(settings: &proxmox::Settings) -> Result<proxmox::Client, proxmox::Error> {
+    let opts = proxmox::ClientOptions {
+        user_agent: concat!("terraform-provider-infraflux/", env!("CARGO_PKG_VERSION")).into(),
+        ..proxmox::ClientOptions::default()
+    };
+    proxmox::Client::with_options(settings, opts)
 }
 
 /// The `infraflux` provider: its block, resources, data sources and ephemeral resources.

@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 use tfplugin::{AttributePath, DataSource, Diagnostic};
 
 use crate::provider::Shared;
-use crate::proxmox::Client;
+use infraflux_proxmox::Client;
 
 /// The Proxmox VE client the data sources of one provider process share.
 #[derive(Clone)]
@@ -34,7 +34,7 @@ impl ProxmoxData {
                 ),
             ));
         };
-        let c = Client::new(settings).map_err(|e| {
+        let c = crate::provider::proxmox_client(settings).map_err(|e| {
             Diagnostic::error("Invalid Proxmox VE settings", e.to_string())
                 .at(AttributePath::attr("proxmox"))
         })?;

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use tfplugin::{Attribute, Block, Ctx, DataSource, Diagnostic, Schema, StateResponse, Type, Value};
 
 use super::ProxmoxData;
-use crate::proxmox::types::{NodeInfo, NodeStorage};
+use infraflux_proxmox::types::{NodeInfo, NodeStorage};
 
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
@@ -137,7 +137,7 @@ impl DataSource for ProxmoxNodes {
         let mut storages = Vec::new();
         for h in handles {
             storages.push(h.await.unwrap_or_else(|e| {
-                Err(crate::proxmox::Error::Config(format!(
+                Err(infraflux_proxmox::Error::Config(format!(
                     "internal error: {e}"
                 )))
             }));

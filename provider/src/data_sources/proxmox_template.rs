@@ -9,7 +9,7 @@ use tfplugin::{
 };
 
 use super::ProxmoxData;
-use crate::proxmox::types::VmResource;
+use infraflux_proxmox::types::VmResource;
 
 pub struct ProxmoxTemplate(pub ProxmoxData);
 

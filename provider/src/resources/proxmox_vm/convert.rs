@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 
 use tfplugin::Value;
 
-use crate::proxmox::Params;
-use crate::proxmox::normalize::{DiskConfig, NetConfig, bool01, format_tags, parse_bool};
-use crate::proxmox::types::VmConfig;
-use crate::proxmox::vm::VmRead;
+use infraflux_proxmox::Params;
+use infraflux_proxmox::normalize::{DiskConfig, NetConfig, bool01, format_tags, parse_bool};
+use infraflux_proxmox::types::VmConfig;
+use infraflux_proxmox::vm::VmRead;
 
 /// Cloud-init drive storage when `initialization.datastore` is left out.
 pub const DEFAULT_CI_DATASTORE: &str = "local-lvm";

@@ -27,10 +27,10 @@ use tfplugin::{
 };
 
 use crate::provider::Shared;
-use crate::proxmox::types::ipv4_addresses;
-use crate::proxmox::types::{TaskStatus, VmConfig};
-use crate::proxmox::vm::VmRead;
-use crate::proxmox::{Client, CloneSpec, DeleteOptions, Error, Upid};
+use infraflux_proxmox::types::ipv4_addresses;
+use infraflux_proxmox::types::{TaskStatus, VmConfig};
+use infraflux_proxmox::vm::VmRead;
+use infraflux_proxmox::{Client, CloneSpec, DeleteOptions, Error, Upid};
 
 use convert::{
     DEFAULT_CI_DATASTORE, agent_enabled, config_changes, data_disks, fill_unknowns, null_unknowns,
@@ -70,7 +70,7 @@ impl ProxmoxVm {
                 ));
             }
         };
-        let c = Client::new(settings).map_err(|e| {
+        let c = crate::provider::proxmox_client(settings).map_err(|e| {
             Diagnostic::error("Invalid Proxmox VE settings", e.to_string())
                 .at(AttributePath::attr("proxmox"))
         })?;
@@ -863,7 +863,7 @@ fn config_key_path<'a>(mut keys: impl Iterator<Item = &'a String>) -> Option<Att
             .push_attr("ip_config")
             .push_key(n),
         n if n.starts_with("ide2") => AttributePath::attr("initialization").push_attr("datastore"),
-        n if crate::proxmox::types::is_disk_key(n) => AttributePath::attr("disk").push_key(n),
+        n if infraflux_proxmox::types::is_disk_key(n) => AttributePath::attr("disk").push_key(n),
         _ => return None,
     };
     Some(p)
@@ -935,7 +935,7 @@ fn check_disks(config: &Value, prior: &Value, creating: bool, diags: &mut Diagno
     };
     let at = |slot: &str, a: &str| AttributePath::attr("disk").push_key(slot).push_attr(a);
     for (slot, want) in cfg {
-        if !crate::proxmox::types::is_disk_key(slot)
+        if !infraflux_proxmox::types::is_disk_key(slot)
             || slot.starts_with("efidisk")
             || slot.starts_with("tpmstate")
         {

@@ -14,12 +14,12 @@ use rcgen::{
 use rustls::pki_types::PrivatePkcs8KeyDer;
 
 use super::*;
-use crate::config::{Auth, ProxmoxSettings, TlsTrust};
-use crate::proxmox::retry::Backoff;
-use crate::proxmox::{self as pve, CloneSpec};
 use crate::talos::pem;
 use crate::talos::render::{ClusterSpec, Cni, NodeSpec, Role, TalosVersion, render};
 use crate::talos::secrets::MachineSecrets;
+use infraflux_proxmox::retry::Backoff;
+use infraflux_proxmox::{self as pve, CloneSpec};
+use infraflux_proxmox::{Auth, Settings as ProxmoxSettings, TlsTrust};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -75,6 +75,7 @@ async fn boot_node(lab: &Lab) -> (String, String) {
             budget: Duration::from_secs(20),
         },
         resources_ttl: Duration::from_secs(5),
+        ..pve::ClientOptions::default()
     };
     let c = pve::Client::with_options(&settings, popts).expect("pve client");
     let spec = CloneSpec {

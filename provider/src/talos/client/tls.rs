@@ -43,7 +43,7 @@ fn config_err(what: &str, e: impl std::fmt::Display) -> TalosError {
 /// Maintenance mode: no client certificate, server certificate accepted unverified (see the
 /// module documentation for why this is only ever done in maintenance mode).
 pub fn maintenance() -> Result<Arc<ClientConfig>, TalosError> {
-    let provider = crate::tls::crypto_provider();
+    let provider = infraflux_tls::crypto_provider();
     let verifier = Arc::new(MaintenanceVerifier {
         provider: provider.clone(),
     });
@@ -58,7 +58,7 @@ pub fn maintenance() -> Result<Arc<ClientConfig>, TalosError> {
 
 /// Running mode: mutual TLS with the cluster's client configuration.
 pub fn running(creds: &ClientConfiguration) -> Result<Arc<ClientConfig>, TalosError> {
-    let provider = crate::tls::crypto_provider();
+    let provider = infraflux_tls::crypto_provider();
     let ca = pem::decode_labelled(&creds.ca, pem::CERTIFICATE)
         .map_err(|e| config_err("client_configuration.ca", e))?;
     let mut roots = RootCertStore::empty();

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+/// Counting semaphores keyed by node and by storage, created on first use.
 #[derive(Debug)]
 pub struct Limiter {
     per_key: usize,
@@ -21,6 +22,7 @@ pub struct Permit {
 }
 
 impl Limiter {
+    /// At most `per_key` (at least 1) holders per node and per storage.
     pub fn new(per_key: usize) -> Self {
         Self {
             per_key: per_key.max(1),

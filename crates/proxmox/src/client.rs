@@ -9,14 +9,14 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::auth::Credentials;
-use super::cache::TtlCache;
-use super::error::Error;
-use super::limiter::Limiter;
-use super::retry::Backoff;
-use super::tls;
-use super::types::VmResource;
-use crate::config::ProxmoxSettings;
+use crate::auth::Credentials;
+use crate::cache::TtlCache;
+use crate::error::Error;
+use crate::limiter::Limiter;
+use crate::retry::Backoff;
+use crate::settings::Settings;
+use crate::tls;
+use crate::types::VmResource;
 
 /// Knobs with sensible defaults; tests shorten them.
 #[derive(Debug, Clone)]
@@ -26,6 +26,8 @@ pub struct ClientOptions {
     pub retry: Backoff,
     /// How long one `/cluster/resources?type=vm` answer serves every reader.
     pub resources_ttl: Duration,
+    /// The `User-Agent` of every request (the provider names itself).
+    pub user_agent: String,
 }
 
 impl Default for ClientOptions {
@@ -35,6 +37,7 @@ impl Default for ClientOptions {
             request_timeout: Duration::from_secs(60),
             retry: Backoff::default(),
             resources_ttl: Duration::from_secs(5),
+            user_agent: concat!("infraflux-proxmox/", env!("CARGO_PKG_VERSION")).to_owned(),
         }
     }
 }
@@ -44,22 +47,27 @@ impl Default for ClientOptions {
 pub struct Params(pub Vec<(String, String)>);
 
 impl Params {
+    /// No parameters.
     pub fn new() -> Self {
         Self::default()
     }
+    /// Add `k=v`.
     pub fn set(mut self, k: &str, v: impl ToString) -> Self {
         self.0.push((k.to_owned(), v.to_string()));
         self
     }
+    /// Add `k=v` when there is a `v`.
     pub fn opt(self, k: &str, v: Option<impl ToString>) -> Self {
         match v {
             Some(v) => self.set(k, v),
             None => self,
         }
     }
+    /// Add a boolean the way PVE takes it (`0`/`1`).
     pub fn flag(self, k: &str, b: bool) -> Self {
-        self.set(k, super::normalize::bool01(b))
+        self.set(k, crate::normalize::bool01(b))
     }
+    /// The parameter names, in order.
     pub fn keys(&self) -> Vec<&str> {
         self.0.iter().map(|(k, _)| k.as_str()).collect()
     }
@@ -100,11 +108,13 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    pub fn new(settings: &ProxmoxSettings) -> Result<Client, Error> {
+    /// A client with the default [`ClientOptions`]. Connects lazily: nothing is sent yet.
+    pub fn new(settings: &Settings) -> Result<Client, Error> {
         Self::with_options(settings, ClientOptions::default())
     }
 
-    pub fn with_options(settings: &ProxmoxSettings, opts: ClientOptions) -> Result<Client, Error> {
+    /// A client with explicit timeouts, retries and cache lifetime.
+    pub fn with_options(settings: &Settings, opts: ClientOptions) -> Result<Client, Error> {
         let endpoint = settings.endpoint.trim_end_matches('/').to_owned();
         if !endpoint.starts_with("https://") {
             return Err(Error::Config(format!(
@@ -116,10 +126,7 @@ impl Client {
             .tls_backend_preconfigured(tls)
             .connect_timeout(opts.connect_timeout)
             .timeout(opts.request_timeout)
-            .user_agent(concat!(
-                "terraform-provider-infraflux/",
-                env!("CARGO_PKG_VERSION")
-            ))
+            .user_agent(opts.user_agent.as_str())
             .build()
             .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
         let creds = Credentials::new(&settings.auth)?;
@@ -139,6 +146,7 @@ impl Client {
         })
     }
 
+    /// `https://host:port` as configured, without a trailing slash.
     pub fn endpoint(&self) -> &str {
         &self.inner.endpoint
     }
@@ -148,19 +156,24 @@ impl Client {
         self.inner.creds.who()
     }
 
+    /// The per-node/per-storage task slots every clone and create of this client shares.
     pub fn limiter(&self) -> &Limiter {
         &self.inner.limiter
     }
 
+    /// `GET {path}` (relative to `/api2/json`), retried on transient failures.
     pub async fn get<T: DeserializeOwned>(&self, path: &str, params: Params) -> Result<T, Error> {
         self.call(Method::GET, path, params).await
     }
+    /// `POST {path}`; repeated only where nothing can have reached PVE.
     pub async fn post<T: DeserializeOwned>(&self, path: &str, params: Params) -> Result<T, Error> {
         self.call(Method::POST, path, params).await
     }
+    /// `PUT {path}`; repeated only where nothing can have reached PVE.
     pub async fn put<T: DeserializeOwned>(&self, path: &str, params: Params) -> Result<T, Error> {
         self.call(Method::PUT, path, params).await
     }
+    /// `DELETE {path}`; repeated only where nothing can have reached PVE.
     pub async fn delete<T: DeserializeOwned>(
         &self,
         path: &str,

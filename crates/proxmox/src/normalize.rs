@@ -17,6 +17,7 @@ pub fn pve_bool(v: &Value) -> Option<bool> {
     }
 }
 
+/// PVE's boolean spellings (`1`/`on`/`yes`/`true` and their opposites).
 pub fn parse_bool(s: &str) -> Option<bool> {
     match s.to_ascii_lowercase().as_str() {
         "1" | "on" | "yes" | "true" => Some(true),
@@ -105,6 +106,7 @@ fn parts(s: &str) -> impl Iterator<Item = (Option<&str>, &str)> {
         })
 }
 
+/// The NIC models a `netN` value may name.
 pub const NIC_MODELS: &[&str] = &[
     "e1000",
     "e1000-82540em",
@@ -138,6 +140,7 @@ pub struct NetConfig {
     pub other: BTreeMap<String, String>,
 }
 
+/// A PVE property string that does not parse: what it was, the input, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cannot parse {what} {input:?}: {why}")]
 pub struct ParseError {
@@ -252,10 +255,12 @@ impl DiskConfig {
         })
     }
 
+    /// A CD-ROM drive (`media=cdrom`), not a disk.
     pub fn is_cdrom(&self) -> bool {
         self.options.get("media").is_some_and(|m| m == "cdrom")
     }
 
+    /// The size in whole GiB, rounded up.
     pub fn size_gib(&self) -> Option<u64> {
         self.size_bytes.map(bytes_to_gib_ceil)
     }

@@ -15,12 +15,12 @@ use rustls::{
     SignatureScheme,
 };
 
-use super::error::Error;
-use crate::config::TlsTrust;
+use crate::error::Error;
+use crate::settings::TlsTrust;
 
 /// The rustls configuration for one trust setting.
 pub fn client_config(trust: &TlsTrust) -> Result<ClientConfig, Error> {
-    let provider = crate::tls::crypto_provider();
+    let provider = infraflux_tls::crypto_provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Config(format!("TLS setup: {e}")))?;

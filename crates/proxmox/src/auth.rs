@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use reqwest::header::HeaderValue;
 use serde_json::Value;
 
-use super::client::Client;
-use super::error::Error;
-use crate::config::Auth;
+use crate::client::Client;
+use crate::error::Error;
+use crate::settings::Auth;
 
 /// A ticket session. Tickets live two hours; we renew well before.
 pub(crate) struct Session {

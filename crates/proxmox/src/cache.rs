@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
 
-use super::error::Error;
+use crate::error::Error;
 
+/// One value fetched at most once per `ttl`, however many readers ask at the same time.
 #[derive(Debug)]
 pub struct TtlCache<T> {
     ttl: Duration,
@@ -18,6 +19,7 @@ pub struct TtlCache<T> {
 }
 
 impl<T> TtlCache<T> {
+    /// An empty cache whose values serve readers for `ttl`.
     pub fn new(ttl: Duration) -> Self {
         Self {
             ttl,

@@ -1,8 +1,10 @@
-//! A Proxmox VE API client that knows nothing of Terraform: the `infraflux_proxmox_vm`
-//! resource builds on it.
+//! A Proxmox VE API client that knows nothing of Terraform: the provider's
+//! `infraflux_proxmox_vm` resource and `infraflux_proxmox_*` data sources build on it.
 //!
+//! - [`settings`]: what a user configures (endpoint, credentials, TLS trust, limits).
 //! - [`client`]: transport, request retries; [`auth`]: API token or ticket+CSRF.
-//! - [`tls`]: CA pinning, SHA-256 fingerprint pinning, system roots (aws-lc-rs provider).
+//! - [`tls`]: CA pinning, SHA-256 fingerprint pinning, system roots (the shared
+//!   `infraflux_tls` crypto provider).
 //! - [`error`]: one error type whose messages say what to do.
 //! - [`upid`], [`tasks`]: task ids and waiting for tasks on the node that runs them.
 //! - [`retry`]: jittered backoff; [`limiter`]: per-node/per-storage task slots;
@@ -18,6 +20,7 @@ pub mod error;
 pub mod limiter;
 pub mod normalize;
 pub mod retry;
+pub mod settings;
 pub mod tasks;
 pub mod tls;
 pub mod types;
@@ -27,11 +30,8 @@ pub mod vm;
 #[cfg(test)]
 mod tests;
 
-// The resource's entry points; unused until `infraflux_proxmox_vm` exists.
-#[allow(unused_imports)]
 pub use client::{Client, ClientOptions, Params};
-#[allow(unused_imports)]
 pub use error::Error;
+pub use settings::{Auth, Settings, TlsTrust};
 pub use upid::Upid;
-#[allow(unused_imports)]
 pub use vm::{CloneSpec, DeleteOptions};

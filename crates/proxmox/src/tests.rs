@@ -9,10 +9,10 @@ use infraflux_lab::faults::FaultsPatch;
 use infraflux_lab::pve::PveTiming;
 use infraflux_lab::{Lab, LabInfo, LabOptions};
 
-use super::retry::Backoff;
-use super::types::ipv4_addresses;
 use super::*;
-use crate::config::{Auth, ProxmoxSettings, TlsTrust};
+use crate::retry::Backoff;
+use crate::settings::{Auth, Settings, TlsTrust};
+use crate::types::ipv4_addresses;
 
 const T: Duration = Duration::from_secs(20);
 
@@ -33,8 +33,8 @@ async fn lab() -> Lab {
     .await
 }
 
-fn settings(info: &LabInfo, auth: Auth, tls: TlsTrust) -> ProxmoxSettings {
-    ProxmoxSettings {
+fn settings(info: &LabInfo, auth: Auth, tls: TlsTrust) -> Settings {
+    Settings {
         endpoint: info.pve.endpoint.clone(),
         auth,
         tls,
@@ -60,6 +60,7 @@ fn fast() -> ClientOptions {
             budget: Duration::from_secs(20),
         },
         resources_ttl: Duration::from_secs(5),
+        ..ClientOptions::default()
     }
 }
 

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::client::{Client, Params, seg};
-use super::error::Error;
-use super::types::{NodeInfo, NodeStorage, StorageItem, Version, VmResource};
+use crate::client::{Client, Params, seg};
+use crate::error::Error;
+use crate::types::{NodeInfo, NodeStorage, StorageItem, Version, VmResource};
 
 /// The default range: `/cluster/nextid` alone is right for it.
 const FULL_RANGE: (u32, u32) = (100, 999_999_999);
@@ -43,10 +43,12 @@ fn vmid_of(v: &Value) -> Option<u32> {
 }
 
 impl Client {
+    /// The API's version (`GET /version`); cheap, any authenticated user may ask.
     pub async fn version(&self) -> Result<Version, Error> {
         self.get("/version", Params::new()).await
     }
 
+    /// The cluster's nodes with their status, CPU and memory.
     pub async fn nodes(&self) -> Result<Vec<NodeInfo>, Error> {
         self.get("/nodes", Params::new()).await
     }

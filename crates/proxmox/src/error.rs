@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+/// A failed Proxmox VE call, its message a sentence a user can act on.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     #[error(
         "authentication failed for {who} at {endpoint} (Proxmox VE says: {reason}). Check the API token (user@realm!tokenid=secret) or the username and password."
     )]
+    /// The credentials were refused (401).
     Auth {
         who: String,
         endpoint: String,
@@ -20,6 +22,7 @@ pub enum Error {
     #[error(
         "permission denied: {who} lacks the privilege {privilege} on {path} (needed for {action}). Grant it to the user or API token (a privilege-separated token needs it on the token itself)."
     )]
+    /// A 403 naming the privilege that is missing, and where.
     Privilege {
         who: String,
         privilege: String,
@@ -45,12 +48,14 @@ pub enum Error {
     )]
     Lock { action: String, message: String },
 
+    /// PVE refused parameters; `errors` maps each parameter to PVE's reason.
     #[error("Proxmox VE rejected the parameters of {action}: {}", fmt_params(.errors))]
     Validation {
         action: String,
         errors: BTreeMap<String, String>,
     },
 
+    /// A task ran and ended with an error; `log_tail` is the end of its log.
     #[error("task {kind} on node {node} failed: {exit_status}{}", fmt_log(.log_tail))]
     TaskFailed {
         upid: String,
@@ -60,9 +65,11 @@ pub enum Error {
         log_tail: Vec<String>,
     },
 
+    /// A task or wait did not finish in time (the task may still be running).
     #[error("timed out after {}s waiting for {what}", .after.as_secs_f64().round())]
     Timeout { what: String, after: Duration },
 
+    /// No connection, or it broke before an answer.
     #[error("cannot reach Proxmox VE at {address} (timeout {}s): {reason}", .timeout.as_secs())]
     Unreachable {
         address: String,
@@ -70,6 +77,7 @@ pub enum Error {
         reason: String,
     },
 
+    /// The server's certificate did not pass the configured trust.
     #[error("TLS certificate of {endpoint} is not trusted: {reason}. {}", tls_hint(*.pinned))]
     Tls {
         endpoint: String,
@@ -90,9 +98,11 @@ pub enum Error {
     #[error("unexpected answer to {action}: {reason}")]
     Protocol { action: String, reason: String },
 
+    /// The settings cannot work (bad endpoint, unusable CA, header-unsafe token).
     #[error("invalid Proxmox VE settings: {0}")]
     Config(String),
 
+    /// Every VM id in the configured range is taken.
     #[error("no free VM id in the range {min}..={max}; widen vm_id_range or remove unused VMs")]
     NoFreeVmId { min: u32, max: u32 },
 }
@@ -151,6 +161,7 @@ impl Error {
         }
     }
 
+    /// The object does not exist (for a delete or a refresh: it is gone).
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::NotFound { .. })
     }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
-use super::normalize::{self, DiskConfig, NetConfig, ParseError};
+use crate::normalize::{self, DiskConfig, NetConfig, ParseError};
 
 fn de_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     Ok(normalize::pve_bool(&Value::deserialize(d)?).unwrap_or(false))
@@ -30,6 +30,7 @@ fn de_tags<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
         .unwrap_or_default())
 }
 
+/// `GET /version`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct Version {
     pub version: String,
@@ -108,6 +109,7 @@ pub struct NodeStorage {
 }
 
 impl NodeStorage {
+    /// The content types the storage takes (`images`, `iso`, …), sorted.
     pub fn content_types(&self) -> Vec<String> {
         let mut v: Vec<String> = self
             .content
@@ -150,6 +152,7 @@ pub struct TaskStatus {
 }
 
 impl TaskStatus {
+    /// The task has not finished.
     pub fn is_running(&self) -> bool {
         self.status == "running"
     }
@@ -198,6 +201,7 @@ impl VmConfig {
             other => Some(other.to_string()),
         }
     }
+    /// A numeric key, whether PVE sent it as a number or a string.
     pub fn get_u64(&self, k: &str) -> Option<u64> {
         match self.values.get(k)? {
             Value::Number(n) => n.as_u64(),
@@ -205,9 +209,11 @@ impl VmConfig {
             _ => None,
         }
     }
+    /// A boolean key in any of PVE's spellings.
     pub fn get_bool(&self, k: &str) -> Option<bool> {
         self.values.get(k).and_then(normalize::pve_bool)
     }
+    /// The VM's tags, sorted and deduplicated.
     pub fn tags(&self) -> Vec<String> {
         self.get_str("tags")
             .map(|t| normalize::parse_tags(&t))
@@ -279,6 +285,7 @@ pub struct AgentInterface {
     pub ip_addresses: Vec<AgentIp>,
 }
 
+/// One address of a guest interface, as the guest agent reports it.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct AgentIp {
     #[serde(rename = "ip-address")]

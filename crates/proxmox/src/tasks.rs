@@ -5,10 +5,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::Upid;
-use super::client::{Client, Params, seg};
-use super::error::Error;
-use super::types::TaskStatus;
+use crate::Upid;
+use crate::client::{Client, Params, seg};
+use crate::error::Error;
+use crate::types::TaskStatus;
 
 /// How many task-log lines a failure carries.
 pub const LOG_TAIL: usize = 10;
@@ -17,6 +17,7 @@ const POLL_FIRST: Duration = Duration::from_millis(50);
 const POLL_MAX: Duration = Duration::from_secs(2);
 
 impl Client {
+    /// The status of a task, asked of the node that runs it.
     pub async fn task_status(&self, upid: &Upid) -> Result<TaskStatus, Error> {
         self.get(
             &format!(

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+/// A parsed task id; it keeps the original text, which is what PVE's paths take.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upid {
     pub node: String,
@@ -19,11 +20,13 @@ pub struct Upid {
     raw: String,
 }
 
+/// Text that is not a UPID.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0:?} is not a Proxmox VE task id (UPID:node:pid:pstart:starttime:type:id:user:)")]
 pub struct UpidError(pub String);
 
 impl Upid {
+    /// The UPID as PVE wrote it.
     pub fn as_str(&self) -> &str {
         &self.raw
     }

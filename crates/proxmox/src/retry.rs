@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
-use super::error::Error;
+use crate::error::Error;
 
+/// How often and how long to retry: pauses from `first` doubling up to `max`.
 #[derive(Debug, Clone, Copy)]
 pub struct Backoff {
     pub first: Duration,
@@ -51,6 +52,7 @@ impl Backoff {
 
 /// An error that says whether trying again may help.
 pub trait Retryable: std::fmt::Display {
+    /// Whether the same call may succeed if tried again.
     fn is_retryable(&self) -> bool;
 }
 

@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::Upid;
-use super::client::{Client, Params, seg};
-use super::error::Error;
-use super::retry::retry;
-use super::types::{
+use crate::Upid;
+use crate::client::{Client, Params, seg};
+use crate::error::Error;
+use crate::retry::retry;
+use crate::types::{
     AgentInterface, PendingItem, TaskStatus, VmConfig, VmResource, VmStatus, ipv4_addresses,
 };
 
@@ -29,7 +29,7 @@ impl Attempt {
     }
 }
 
-impl super::retry::Retryable for Attempt {
+impl crate::retry::Retryable for Attempt {
     fn is_retryable(&self) -> bool {
         match self {
             // `call` already repeated what is safe at the transport level.
@@ -96,7 +96,7 @@ fn vm_path(node: &str, vmid: u32) -> String {
 
 fn upid_of(action: &str, s: String) -> Result<Upid, Error> {
     s.parse()
-        .map_err(|e: super::upid::UpidError| Error::Protocol {
+        .map_err(|e: crate::upid::UpidError| Error::Protocol {
             action: action.to_owned(),
             reason: e.to_string(),
         })
@@ -129,13 +129,14 @@ impl Client {
         Ok(upid)
     }
 
+    /// Start cloning `spec.source_vmid` to `newid`; the task runs on the source node.
     pub async fn clone_vm(&self, spec: &CloneSpec, newid: u32) -> Result<Upid, Error> {
         let p = Params::new()
             .set("newid", newid)
             .opt("name", spec.name.as_deref())
             .opt("description", spec.description.as_deref())
             .opt("target", spec.target_node.as_deref())
-            .opt("full", spec.full.map(super::normalize::bool01))
+            .opt("full", spec.full.map(crate::normalize::bool01))
             .opt("storage", spec.storage.as_deref())
             .opt("pool", spec.pool.as_deref());
         let upid = self
@@ -234,6 +235,7 @@ impl Client {
         .await
     }
 
+    /// The VM's current status (`running`, `stopped`, …).
     pub async fn vm_status(&self, node: &str, vmid: u32) -> Result<VmStatus, Error> {
         self.get(
             &format!("{}/status/current", vm_path(node, vmid)),
@@ -242,6 +244,7 @@ impl Client {
         .await
     }
 
+    /// Start the VM (a task).
     pub async fn start_vm(&self, node: &str, vmid: u32) -> Result<Upid, Error> {
         self.task_call(
             reqwest::Method::POST,
@@ -290,6 +293,7 @@ impl Client {
         .await
     }
 
+    /// Reboot the guest (ACPI), waiting up to `timeout_s` seconds inside the task.
     pub async fn reboot_vm(
         &self,
         node: &str,
@@ -304,6 +308,7 @@ impl Client {
         .await
     }
 
+    /// Delete the VM (a task); the shared resources list is dropped so readers see it gone.
     pub async fn delete_vm(
         &self,
         node: &str,
@@ -321,6 +326,7 @@ impl Client {
         Ok(upid)
     }
 
+    /// Move the VM to `target` (a task on the source node): online and with local disks when asked.
     pub async fn migrate_vm(
         &self,
         node: &str,
@@ -475,8 +481,8 @@ impl Client {
 
 #[cfg(test)]
 mod attempt_tests {
-    use super::super::retry::Retryable;
     use super::*;
+    use crate::retry::Retryable;
 
     #[test]
     fn a_task_that_may_have_run_is_not_started_again() {
