@@ -8,7 +8,6 @@ mod ephemeral;
 mod k8s;
 mod provider;
 mod resources;
-mod talos;
 
 pub use provider::InfraFlux;
 

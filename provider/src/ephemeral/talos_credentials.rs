@@ -12,8 +12,8 @@ use tfplugin::{
 use time::{Duration, OffsetDateTime};
 
 use crate::k8s::Kubeconfig;
-use crate::talos::secrets::MachineSecrets;
-use crate::talos::talosconfig;
+use infraflux_talos::secrets::MachineSecrets;
+use infraflux_talos::talosconfig;
 
 /// Default lifetime of the issued certificates.
 const DEFAULT_HOURS: i64 = 24;

@@ -7,11 +7,16 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
+/// An X.509 certificate (DER).
 pub const CERTIFICATE: &str = "CERTIFICATE";
+/// Talos's label for an Ed25519 PKCS#8 key.
 pub const ED25519_PRIVATE_KEY: &str = "ED25519 PRIVATE KEY";
+/// An ECDSA key in SEC1 form.
 pub const EC_PRIVATE_KEY: &str = "EC PRIVATE KEY";
+/// An RSA key in PKCS#1 form.
 pub const RSA_PRIVATE_KEY: &str = "RSA PRIVATE KEY";
 
+/// Text that is not the PEM block (or the DER inside it) that was expected.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PemError {
     #[error("not a PEM block")]

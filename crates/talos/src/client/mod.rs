@@ -36,16 +36,13 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint, Uri};
 use tonic::{Code, Status};
 
-// The cluster resource's entry points (issue 5); unused by the binary until it exists.
-#[allow(unused_imports)]
 pub use cosi::{MachineStatus, Stage};
 pub use error::TalosError;
-#[allow(unused_imports)]
 pub use machine::{
     ApplyMode, Bootstrap, EtcdMember, NodeVersion, RebootMode, ResetOptions, Service, WipeMode,
 };
 
-use crate::talos::secrets::ClientConfiguration;
+use crate::secrets::ClientConfiguration;
 
 /// Talos's API port.
 pub const APID_PORT: u16 = 50000;
@@ -206,6 +203,7 @@ impl TalosClient {
         &self.endpoint
     }
 
+    /// Whether this client talks to maintenance mode or, with mutual TLS, to a running node.
     pub fn face(&self) -> Face {
         self.face
     }

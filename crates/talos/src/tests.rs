@@ -7,11 +7,11 @@ use ::time::OffsetDateTime;
 use serde_json::Value;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::pem;
-use super::render::{
+use crate::pem;
+use crate::render::{
     ClusterSpec, Cni, NodeSpec, Role, TalosVersion, Vip, render, render_documents,
 };
-use super::secrets::{self, MachineSecrets, SecretsError};
+use crate::secrets::{self, MachineSecrets, SecretsError};
 
 /// Fields Talos still decodes (and older generators wrote) that the published 1.13.9 schema
 /// does not describe. We do not emit them, so nothing needs stripping for validation.
@@ -337,7 +337,7 @@ fn talos_every_rendered_config_validates_against_talos_schema() {
                     assert_schema_valid(&schema, version, &docs, &what);
                     // The YAML text parses back to the same documents.
                     let yaml = render(&c, &n, s, &tv).expect("render");
-                    let parsed = super::patch::parse_yaml_documents(&yaml).expect("yaml");
+                    let parsed = crate::patch::parse_yaml_documents(&yaml).expect("yaml");
                     assert_eq!(parsed, docs, "{what}");
                     checked += 1;
                 }

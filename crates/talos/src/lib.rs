@@ -1,5 +1,5 @@
-//! Talos Linux: machine secrets and machine-config rendering. Pure code: no network, no
-//! Terraform. The Talos cluster resource (issue 5) builds on it.
+//! Talos Linux without Terraform: machine secrets, machine-config rendering, and a client for
+//! apid. The provider's `infraflux_talos_cluster` resource builds on it.
 //!
 //! - `secrets`: [`secrets::MachineSecrets`] (generate, stable JSON for state, validate given
 //!   secrets for adoption, issue an `os:admin` talosctl certificate).
@@ -8,9 +8,9 @@
 //! - `patch`: strategic merge and RFC 6902 patches with errors naming the patch and the path.
 //! - `digest`: config hashes that survive Talos re-encoding; `talosconfig`: talosctl's file.
 //! - `pem`: PEM with Talos's labels (`ED25519 PRIVATE KEY`, `EC PRIVATE KEY`, `RSA PRIVATE KEY`).
+//! - [`client`]: the Talos API (apid) over gRPC, maintenance mode and mutual TLS; the only part
+//!   that touches the network.
 
-// The whole client API is tested against the lab; not every verb has a resource caller yet.
-#[allow(dead_code)]
 pub mod client;
 pub mod digest;
 pub mod patch;

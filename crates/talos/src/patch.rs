@@ -32,6 +32,7 @@ impl fmt::Display for PatchSource {
     }
 }
 
+/// A patch that does not parse or apply, naming the patch and where in the config.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{patch} at {path}: {problem}")]
 pub struct PatchError {

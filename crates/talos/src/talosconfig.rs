@@ -5,7 +5,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 
-use super::secrets::ClientConfiguration;
+use crate::secrets::ClientConfiguration;
 
 /// A talosconfig with one context named after the cluster.
 pub fn render(

@@ -28,8 +28,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, Serve
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use super::error::TalosError;
-use crate::talos::pem;
-use crate::talos::secrets::ClientConfiguration;
+use crate::pem;
+use crate::secrets::ClientConfiguration;
 
 fn finish(mut c: ClientConfig) -> Arc<ClientConfig> {
     c.alpn_protocols = vec![b"h2".to_vec()];

@@ -7,6 +7,8 @@ use std::time::Duration;
 use ::time::OffsetDateTime;
 use infraflux_lab::talos::TalosOptions;
 use infraflux_lab::{Lab, LabOptions};
+use infraflux_proxmox::retry::Backoff;
+use infraflux_proxmox::{self as pve, Auth, CloneSpec, TlsTrust};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, PKCS_ED25519,
@@ -14,12 +16,9 @@ use rcgen::{
 use rustls::pki_types::PrivatePkcs8KeyDer;
 
 use super::*;
-use crate::talos::pem;
-use crate::talos::render::{ClusterSpec, Cni, NodeSpec, Role, TalosVersion, render};
-use crate::talos::secrets::MachineSecrets;
-use infraflux_proxmox::retry::Backoff;
-use infraflux_proxmox::{self as pve, CloneSpec};
-use infraflux_proxmox::{Auth, Settings as ProxmoxSettings, TlsTrust};
+use crate::pem;
+use crate::render::{ClusterSpec, Cni, NodeSpec, Role, TalosVersion, render};
+use crate::secrets::MachineSecrets;
 
 const T: Duration = Duration::from_secs(20);
 
@@ -56,7 +55,7 @@ async fn lab_with(legacy_maintenance: bool) -> Lab {
 /// Clones the Talos template, starts it; answers (node address, API endpoint).
 async fn boot_node(lab: &Lab) -> (String, String) {
     let info = lab.info();
-    let settings = ProxmoxSettings {
+    let settings = pve::Settings {
         endpoint: info.pve.endpoint.clone(),
         auth: Auth::Token {
             id: info.pve.token_id.clone(),

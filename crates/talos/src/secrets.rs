@@ -17,7 +17,7 @@ use rustls::pki_types::PrivatePkcs8KeyDer;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
-use super::pem::{self, PemError};
+use crate::pem::{self, PemError};
 
 /// How long generated CAs are valid (Talos uses ten years for its CAs).
 const CA_VALIDITY: Duration = Duration::days(3650);
@@ -26,6 +26,7 @@ pub const CLIENT_VALIDITY: Duration = Duration::days(365);
 /// The role talosctl gets from the admin certificate's Organization.
 pub const ADMIN_ROLE: &str = "os:admin";
 
+/// Machine secrets that cannot be generated, read from JSON or used as given.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretsError {
     #[error("generating {what}: {detail}")]

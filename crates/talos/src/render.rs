@@ -11,9 +11,9 @@ use std::net::IpAddr;
 
 use serde_json::{Value, json};
 
-use super::patch::{Patch, PatchError, PatchSource, json_to_yaml};
-use super::pem::b64;
-use super::secrets::MachineSecrets;
+use crate::patch::{Patch, PatchError, PatchSource, json_to_yaml};
+use crate::pem::b64;
+use crate::secrets::MachineSecrets;
 
 /// The port KubePrism listens on for the in-cluster API endpoint (Cilium's k8sServicePort).
 pub const KUBEPRISM_PORT: u16 = 7445;
@@ -23,6 +23,7 @@ const DNS_DOMAIN: &str = "cluster.local";
 /// Sidero's public discovery service, which Talos's generator configures by default.
 const DISCOVERY_ENDPOINT: &str = "https://discovery.talos.dev/";
 
+/// Why a machine config cannot be rendered: a bad input field, a patch, or YAML output.
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
     #[error("invalid {field}: {problem}")]
@@ -52,6 +53,7 @@ pub struct TalosVersion {
 }
 
 impl TalosVersion {
+    /// `v1.13.9`, `1.13` (patch 0) or `1.14.0-rc.1`; the error names `talos_version`.
     pub fn parse(text: &str) -> Result<Self, RenderError> {
         let bad = || {
             invalid(
@@ -87,12 +89,14 @@ impl fmt::Display for TalosVersion {
     }
 }
 
+/// A machine's role in the cluster.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
     ControlPlane,
     Worker,
 }
 
+/// Which CNI the rendered config prepares for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cni {
     /// No CNI from Talos, kube-proxy disabled, KubePrism on 7445: Cilium is installed later.
@@ -109,6 +113,7 @@ pub struct Vip {
     pub link: String,
 }
 
+/// What every machine of one cluster shares.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterSpec {
     pub name: String,
@@ -124,6 +129,7 @@ pub struct ClusterSpec {
     pub config_patches: Vec<String>,
 }
 
+/// One machine: its role, hostname, and what it adds to the cluster's config.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeSpec {
     pub role: Role,

@@ -1,5 +1,5 @@
-//! Generated code for our Talos API subset (`proto/talos`), shared by the provider's client
-//! and the lab's simulated nodes. Laid out by protobuf package so the generated
+//! Generated code for our Talos API subset (`proto/talos`), shared by the apid client
+//! (infraflux-talos) and the lab's simulated nodes. Laid out by protobuf package so the generated
 //! cross-package paths (`super::common::…`) resolve.
 
 #![allow(clippy::all, clippy::pedantic, missing_docs)]

@@ -4,7 +4,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
     // SAFETY: build scripts are single-threaded; nothing else reads the environment here.
     unsafe { std::env::set_var("PROTOC", protoc) };
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../proto/talos");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto/talos");
     let files = [
         "common/common.proto",
         "machine/machine.proto",

@@ -70,12 +70,14 @@ pub struct Service {
     pub healthy: Option<bool>,
 }
 
+/// How `Reboot` restarts the machine: a normal reboot, or a power cycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RebootMode {
     Default,
     PowerCycle,
 }
 
+/// What `Reset` wipes: everything, only the system disk, or only the user disks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WipeMode {
     All,
