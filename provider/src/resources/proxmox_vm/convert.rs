@@ -2,12 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use tfplugin::Value;
-
 use infraflux_proxmox::Params;
 use infraflux_proxmox::normalize::{DiskConfig, NetConfig, bool01, format_tags, parse_bool};
 use infraflux_proxmox::types::VmConfig;
 use infraflux_proxmox::vm::VmRead;
+use tfplugin::Value;
 
 /// Cloud-init drive storage when `initialization.datastore` is left out.
 pub const DEFAULT_CI_DATASTORE: &str = "local-lvm";

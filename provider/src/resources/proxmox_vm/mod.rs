@@ -15,10 +15,14 @@
 mod convert;
 mod schema;
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use infraflux_proxmox::types::ipv4_addresses;
+use infraflux_proxmox::types::{TaskStatus, VmConfig};
+use infraflux_proxmox::vm::VmRead;
+use infraflux_proxmox::{Client, CloneSpec, DeleteOptions, Error, Upid};
 use tfplugin::framework::resource::{IdentityAttribute, PlanRequest, PlanResponse, Private};
 use tfplugin::framework::timeouts::timeout;
 use tfplugin::{
@@ -27,11 +31,6 @@ use tfplugin::{
 };
 
 use crate::provider::Shared;
-use infraflux_proxmox::types::ipv4_addresses;
-use infraflux_proxmox::types::{TaskStatus, VmConfig};
-use infraflux_proxmox::vm::VmRead;
-use infraflux_proxmox::{Client, CloneSpec, DeleteOptions, Error, Upid};
-
 use convert::{
     DEFAULT_CI_DATASTORE, agent_enabled, config_changes, data_disks, fill_unknowns, null_unknowns,
     state_from_pve,
@@ -45,36 +44,16 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(60);
 
 pub struct ProxmoxVm {
     shared: Arc<Shared>,
-    client: OnceLock<Client>,
 }
 
 impl ProxmoxVm {
     pub fn new(shared: Arc<Shared>) -> Self {
-        Self {
-            shared,
-            client: OnceLock::new(),
-        }
+        Self { shared }
     }
 
-    /// The provider process's one client (shared limiter and resources cache).
+    /// The provider process's one Proxmox VE client, shared with the data sources.
     fn client(&self) -> Result<Client, Diagnostic> {
-        if let Some(c) = self.client.get() {
-            return Ok(c.clone());
-        }
-        let settings = match self.shared.proxmox.get() {
-            Some(Some(s)) => s,
-            _ => {
-                return Err(Diagnostic::error(
-                    "Proxmox VE is not configured",
-                    "infraflux_proxmox_vm needs a `proxmox { endpoint = …, api_token = … }` block in the `provider \"infraflux\"` block (or the PROXMOX_VE_ENDPOINT and PROXMOX_VE_API_TOKEN environment variables).",
-                ));
-            }
-        };
-        let c = crate::provider::proxmox_client(settings).map_err(|e| {
-            Diagnostic::error("Invalid Proxmox VE settings", e.to_string())
-                .at(AttributePath::attr("proxmox"))
-        })?;
-        Ok(self.client.get_or_init(|| c).clone())
+        self.shared.proxmox("infraflux_proxmox_vm")
     }
 }
 

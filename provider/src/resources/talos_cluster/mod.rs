@@ -24,6 +24,12 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures_util::future::join_all;
+use infraflux_talos::client::{ResetOptions, WipeMode};
+use infraflux_talos::digest::config_hash;
+use infraflux_talos::pem;
+use infraflux_talos::render::{NodeSpec, Role};
+use infraflux_talos::secrets::{CLIENT_VALIDITY, ClientConfiguration, MachineSecrets};
+use infraflux_talos::talosconfig;
 use tfplugin::framework::resource::{PlanRequest, PlanResponse, Private};
 use tfplugin::framework::timeouts::timeout;
 use tfplugin::{
@@ -31,13 +37,6 @@ use tfplugin::{
     Resource, Schema, StateResponse, UpdateRequest, Value,
 };
 use time::OffsetDateTime;
-
-use infraflux_talos::client::{ResetOptions, WipeMode};
-use infraflux_talos::digest::config_hash;
-use infraflux_talos::pem;
-use infraflux_talos::render::{NodeSpec, Role};
-use infraflux_talos::secrets::{CLIENT_VALIDITY, ClientConfiguration, MachineSecrets};
-use infraflux_talos::talosconfig;
 
 use flow::{Observed, Run, fail};
 use spec::{Cluster, Machine, Parsed, default_installer};
