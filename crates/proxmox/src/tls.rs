@@ -4,16 +4,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{
-    CryptoProvider, WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature,
-};
+use infraflux_tls::{AnyCert, CertPolicy, PolicyVerifier};
+use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, OtherError, RootCertStore,
-    SignatureScheme,
-};
+use rustls::{CertificateError, ClientConfig, OtherError, RootCertStore};
 
 use crate::error::Error;
 use crate::settings::TlsTrust;
@@ -50,13 +44,16 @@ pub fn client_config(trust: &TlsTrust) -> Result<ClientConfig, Error> {
         }
         TlsTrust::Fingerprint(fp) => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(PinnedVerifier::new(Some(*fp), &provider)))
+            .with_custom_certificate_verifier(Arc::new(PolicyVerifier::new(
+                Sha256Pin(*fp),
+                &provider,
+            )))
             .with_no_client_auth(),
         TlsTrust::Insecure => {
             tracing::warn!("TLS verification of the Proxmox VE API is disabled (insecure = true)");
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(PinnedVerifier::new(None, &provider)))
+                .with_custom_certificate_verifier(Arc::new(PolicyVerifier::new(AnyCert, &provider)))
                 .with_no_client_auth()
         }
     };
@@ -96,69 +93,22 @@ impl fmt::Display for FingerprintMismatch {
 
 impl std::error::Error for FingerprintMismatch {}
 
-/// Accepts the one certificate whose fingerprint is pinned (or, with `None`, any: `insecure`).
-/// Chain, name and validity are deliberately not checked — the pin is the trust — but the
-/// handshake signature still is, so the peer must hold the certificate's key.
+/// Accepts the one certificate whose SHA-256 fingerprint is pinned. Chain, name and validity
+/// are deliberately not checked — the pin is the trust — but [`PolicyVerifier`] still checks
+/// the handshake signature, so the peer must hold the certificate's key.
 #[derive(Debug)]
-struct PinnedVerifier {
-    pin: Option<[u8; 32]>,
-    algs: WebPkiSupportedAlgorithms,
-}
+struct Sha256Pin([u8; 32]);
 
-impl PinnedVerifier {
-    fn new(pin: Option<[u8; 32]>, provider: &CryptoProvider) -> Self {
-        Self {
-            pin,
-            algs: provider.signature_verification_algorithms,
+impl CertPolicy for Sha256Pin {
+    fn check(&self, end_entity: &CertificateDer<'_>) -> Result<(), rustls::Error> {
+        let got = sha256(end_entity);
+        if got == self.0 {
+            return Ok(());
         }
-    }
-}
-
-impl ServerCertVerifier for PinnedVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.pin {
-            None => Ok(ServerCertVerified::assertion()),
-            Some(pin) => {
-                let got = sha256(end_entity);
-                if got == pin {
-                    Ok(ServerCertVerified::assertion())
-                } else {
-                    let e = OtherError(Arc::new(FingerprintMismatch { got }));
-                    Err(rustls::Error::InvalidCertificate(CertificateError::Other(
-                        e,
-                    )))
-                }
-            }
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.algs)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.algs)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algs.supported_schemes()
+        let e = OtherError(Arc::new(FingerprintMismatch { got }));
+        Err(rustls::Error::InvalidCertificate(CertificateError::Other(
+            e,
+        )))
     }
 }
 

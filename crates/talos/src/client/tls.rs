@@ -21,11 +21,10 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use infraflux_tls::{AnyCert, PolicyVerifier};
 use rustls::client::WebPkiServerVerifier;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use rustls::{ClientConfig, RootCertStore};
 
 use super::error::TalosError;
 use crate::pem;
@@ -44,9 +43,8 @@ fn config_err(what: &str, e: impl std::fmt::Display) -> TalosError {
 /// module documentation for why this is only ever done in maintenance mode).
 pub fn maintenance() -> Result<Arc<ClientConfig>, TalosError> {
     let provider = infraflux_tls::crypto_provider();
-    let verifier = Arc::new(MaintenanceVerifier {
-        provider: provider.clone(),
-    });
+    // Any certificate; the handshake signature is still checked against the presented key.
+    let verifier = Arc::new(PolicyVerifier::new(AnyCert, &provider));
     let c = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| config_err("TLS setup", e))?
@@ -100,57 +98,4 @@ pub fn server_name(host: &str) -> Result<ServerName<'static>, TalosError> {
     }
     ServerName::try_from(bare.to_string())
         .map_err(|e| TalosError::Config(format!("endpoint host {host:?}: {e}")))
-}
-
-/// Accepts any server certificate; still checks the handshake signatures.
-#[derive(Debug)]
-struct MaintenanceVerifier {
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for MaintenanceVerifier {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
 }
