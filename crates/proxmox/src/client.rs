@@ -1,5 +1,5 @@
 //! Transport: one HTTPS client per provider process, requests in PVE's wire form, answers
-//! decoded (errors via [`Error::from_answer`]), retries for transient failures.
+//! decoded (errors via `Error::from_answer`), retries for transient failures.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};

@@ -2,7 +2,7 @@
 //!
 //! - [`read`]: a VM's config and status → the resource's state (and the plan's unknowns
 //!   filled from it).
-//! - [`write`]: the plan against the prior state → config keys to set and delete, disks to grow.
+//! - [`write`](mod@write): the plan against the prior state → config keys to set and delete, disks to grow.
 //! - Here: the queries of a PVE config both sides need (which drives are data disks, where the
 //!   cloud-init drive is, the `ipconfigN` values).
 
