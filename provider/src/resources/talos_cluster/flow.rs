@@ -5,17 +5,16 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use tfplugin::{Ctx, Diagnostic};
-
-use crate::k8s::{K8sClient, Kubeconfig};
-use crate::talos::client::{
+use infraflux_talos::client::{
     ApplyMode, Bootstrap, ClientOptions, EtcdMember, ResetOptions, Stage, TalosClient, TalosError,
 };
-use crate::talos::digest::config_hash;
-use crate::talos::render::Cni;
-use crate::talos::secrets::ClientConfiguration;
+use infraflux_talos::digest::config_hash;
+use infraflux_talos::render::Cni;
+use infraflux_talos::secrets::ClientConfiguration;
+use tfplugin::{Ctx, Diagnostic};
 
 use super::spec::{Cluster, Machine};
+use crate::k8s::{K8sClient, Kubeconfig};
 
 /// How often waits poll.
 const POLL: Duration = Duration::from_millis(250);

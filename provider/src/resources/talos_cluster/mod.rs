@@ -24,6 +24,12 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures_util::future::join_all;
+use infraflux_talos::client::{ResetOptions, WipeMode};
+use infraflux_talos::digest::config_hash;
+use infraflux_talos::pem;
+use infraflux_talos::render::{NodeSpec, Role};
+use infraflux_talos::secrets::{CLIENT_VALIDITY, ClientConfiguration, MachineSecrets};
+use infraflux_talos::talosconfig;
 use tfplugin::framework::resource::{PlanRequest, PlanResponse, Private};
 use tfplugin::framework::timeouts::timeout;
 use tfplugin::{
@@ -31,13 +37,6 @@ use tfplugin::{
     Resource, Schema, StateResponse, UpdateRequest, Value,
 };
 use time::OffsetDateTime;
-
-use crate::talos::client::{ResetOptions, WipeMode};
-use crate::talos::digest::config_hash;
-use crate::talos::pem;
-use crate::talos::render::{NodeSpec, Role};
-use crate::talos::secrets::{CLIENT_VALIDITY, ClientConfiguration, MachineSecrets};
-use crate::talos::talosconfig;
 
 use flow::{Observed, Run, fail};
 use spec::{Cluster, Machine, Parsed, default_installer};
@@ -155,7 +154,7 @@ fn talosconfig_value(cluster: &Cluster, creds: &ClientConfiguration) -> Value {
     ))
 }
 
-fn etcd_ids(members: &[crate::talos::client::EtcdMember]) -> BTreeMap<String, String> {
+fn etcd_ids(members: &[infraflux_talos::client::EtcdMember]) -> BTreeMap<String, String> {
     members
         .iter()
         .map(|m| (m.hostname.clone(), format!("{:016x}", m.id)))
