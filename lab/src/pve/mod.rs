@@ -101,8 +101,9 @@ pub struct Pve {
 }
 
 /// Asked before a VM powers on, with the cluster state locked: what runs inside the VM (a Talos
-/// node) claims what it needs on this machine (its address), or says why it cannot.
-pub type PowerGuard = Box<dyn Fn(&state::Vm) -> Result<(), String> + Send + Sync>;
+/// node) claims what it needs on this machine (its address, recording a DHCP lease in the VM),
+/// or says why it cannot.
+pub type PowerGuard = Box<dyn Fn(&mut state::Vm) -> Result<(), String> + Send + Sync>;
 
 impl Pve {
     pub fn new(
@@ -132,7 +133,7 @@ impl Pve {
 
     /// Whether `vm` may power on: a VM whose machine cannot get its address must not start, so
     /// a client never talks to whatever else holds that address.
-    pub fn power_on_check(&self, vm: &state::Vm) -> Result<(), String> {
+    pub fn power_on_check(&self, vm: &mut state::Vm) -> Result<(), String> {
         match self.power_guard.get() {
             Some(guard) => guard(vm),
             None => Ok(()),

@@ -131,10 +131,12 @@ impl Talos {
     }
 
     /// Bind the address a VM's node will listen on before the VM starts. A node never listens
-    /// anywhere but its own address: if another process (another lab, another demo) holds it,
-    /// the start fails saying so, instead of clients reaching someone else's node.
-    fn claim_address(&self, vm: &crate::pve::state::Vm) -> Result<(), String> {
-        let (ip, _) = crate::pve::handlers::util::guest_ipv4(vm);
+    /// anywhere but its own address: if another process (another lab, another demo) holds a
+    /// static address the start fails saying so, instead of clients reaching someone else's
+    /// node; a VM without one gets the first free address of the lab's DHCP pool as its lease.
+    fn claim_address(&self, vm: &mut crate::pve::state::Vm) -> Result<(), String> {
+        use crate::pve::handlers::util::{dhcp_address, guest_ipv4, static_ipv4};
+        let (ip, _) = guest_ipv4(vm);
         let Ok(ip) = ip.parse::<Ipv4Addr>() else {
             return Ok(());
         };
@@ -142,16 +144,46 @@ impl Talos {
             // A reboot: the node keeps the address it holds.
             return Ok(());
         }
-        let addr = SocketAddr::from((ip, self.opts.port));
-        let listener = std::net::TcpListener::bind(addr)
-            .and_then(|l| l.set_nonblocking(true).map(|()| l))
-            .map_err(|e| {
+        let bind = |ip: Ipv4Addr| {
+            let addr = SocketAddr::from((ip, self.opts.port));
+            std::net::TcpListener::bind(addr)
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .map_err(|e| (addr, e))
+        };
+        let listener = if static_ipv4(vm).is_some() {
+            bind(ip).map_err(|(addr, e)| {
                 format!(
                     "lab: VM {} cannot have its address {addr}: {e} (another lab or demo holds it?); \
                      give the VM a free loopback address",
                     vm.vmid
                 )
-            })?;
+            })?
+        } else {
+            // A lease keeps its address while free; else the pool's next free one.
+            let tries = vm
+                .lease
+                .into_iter()
+                .chain((0..64).map(|a| dhcp_address(vm.vmid, a)));
+            let mut last = None;
+            let mut got = None;
+            for ip in tries {
+                match bind(ip) {
+                    Ok(l) => {
+                        vm.lease = Some(ip);
+                        got = Some(l);
+                        break;
+                    }
+                    Err(e) => last = Some(e),
+                }
+            }
+            got.ok_or_else(|| match last {
+                Some((addr, e)) => format!(
+                    "lab: no free DHCP address for VM {} (last tried {addr}: {e})",
+                    vm.vmid
+                ),
+                None => format!("lab: no DHCP address for VM {}", vm.vmid),
+            })?
+        };
         self.claimed
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -764,3 +764,34 @@ async fn a_taken_address_fails_the_start_instead_of_moving_the_node() {
     assert_eq!(kit::endpoint(&n).to_string(), "127.77.50.1:50000");
     t.lab.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dhcp_vm_leases_the_next_free_address_when_another_lab_holds_its_own() {
+    let t = T::with(opts(false, 0)).await;
+    // Another lab's VM 308 holds the address the pool offers VM 308 first.
+    let _other = std::net::TcpListener::bind("127.10.1.52:50000").expect("bind");
+    t.clone_template(308, "dhcp-taken").await;
+    let r = t.post("/nodes/pve1/qemu/308/status/start", &[]).await;
+    t.task_ok(r).await;
+    let n = kit::wait_stage(&t, 308, "maintenance").await;
+    assert_eq!(n["address"], "127.11.1.52");
+    // The guest agent reports the lease, and a restart keeps it.
+    let ifs = t
+        .get("/nodes/pve1/qemu/308/agent/network-get-interfaces", &[])
+        .await
+        .ok()
+        .clone();
+    assert_eq!(
+        ifs["result"][1]["ip-addresses"][0]["ip-address"],
+        "127.11.1.52"
+    );
+    for action in ["stop", "start"] {
+        let r = t
+            .post(&format!("/nodes/pve1/qemu/308/status/{action}"), &[])
+            .await;
+        t.task_ok(r).await;
+    }
+    let n = kit::wait_stage(&t, 308, "maintenance").await;
+    assert_eq!(n["address"], "127.11.1.52");
+    t.lab.shutdown().await;
+}

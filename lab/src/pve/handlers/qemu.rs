@@ -73,6 +73,7 @@ fn empty_vm(vmid: u32, node: &str, lock: &str) -> Vm {
         running: false,
         started: None,
         pid: 0,
+        lease: None,
     }
 }
 
