@@ -118,11 +118,15 @@ fn demo_applies_the_stack_to_the_lab_and_cleans_up() {
 #[test]
 fn two_demos_at_once_beside_a_taken_address() {
     // Someone else's machine sits where the first free block's first control plane would go.
-    let first_free = (20..=250)
-        .find(|n| std::net::TcpListener::bind(format!("127.{n}.0.11:50000")).is_ok())
+    // Keep the listener of the first bind that succeeds: probing and binding again races with
+    // the other demo tests of this binary, which take blocks too.
+    let (first_free, _other) = (20..=250)
+        .find_map(|n| {
+            std::net::TcpListener::bind(format!("127.{n}.0.11:50000"))
+                .ok()
+                .map(|l| (n, l))
+        })
         .expect("a free block");
-    let _other = std::net::TcpListener::bind(format!("127.{first_free}.0.11:50000"))
-        .expect("hold the address");
 
     let (a, b) = (Demo::new(), Demo::new());
     let (ra, rb) = std::thread::scope(|s| {
