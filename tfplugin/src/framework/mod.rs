@@ -1,6 +1,7 @@
 //! The concepts a provider author touches: schema, validators, plan modifiers, timeouts,
 //! the resource traits, and the lifecycle core that keeps Terraform's rules.
 
+pub(crate) mod fwserver;
 pub mod lifecycle;
 pub mod planmod;
 pub mod resource;
