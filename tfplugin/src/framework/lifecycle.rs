@@ -132,11 +132,17 @@ fn nested_values_mut(v: &mut Value, mut f: impl FnMut(&mut Value)) {
 
 /// The framework's plan, before the resource's own `modify_plan`.
 pub struct FrameworkPlan {
+    /// The planned state.
     pub planned: Value,
+    /// Attributes whose plan modifiers ask for replacement.
     pub requires_replace: Vec<AttributePath>,
+    /// What the plan modifiers said.
     pub diags: Diagnostics,
 }
 
+/// Plan Terraform's `proposed` new state: write-only values dropped, defaults applied,
+/// semantically equal values kept in their prior form, computed values the configuration
+/// leaves null unknown when anything changes, then the attributes' plan modifiers.
 pub fn plan(block: &Block, config: &Value, prior: &Value, proposed: &Value) -> FrameworkPlan {
     let mut out = FrameworkPlan {
         planned: proposed.clone(),

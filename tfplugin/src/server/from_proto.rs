@@ -48,6 +48,7 @@ pub fn write_only_allowed(c: Option<&pb::ClientCapabilities>) -> bool {
     c.is_some_and(|c| c.write_only_attributes_allowed)
 }
 
+/// PlanResourceChange, for the core.
 pub fn plan_resource_change(
     req: &pb::plan_resource_change::Request,
     ty: &Type,
@@ -60,6 +61,7 @@ pub fn plan_resource_change(
     })
 }
 
+/// ApplyResourceChange, for the core.
 pub fn apply_resource_change(
     req: &pb::apply_resource_change::Request,
     ty: &Type,
@@ -72,6 +74,7 @@ pub fn apply_resource_change(
     })
 }
 
+/// ReadResource, for the core.
 pub fn read_resource(
     req: &pb::read_resource::Request,
     ty: &Type,

@@ -13,6 +13,7 @@ use crate::value::{self, AttributePath, PathStep, Type, Value};
 /// A response with diagnostics, so a request that fails before reaching the core (an
 /// unknown type, a value that does not decode) is answered with that error alone.
 pub trait Answer: Default {
+    /// The response's diagnostics.
     fn diagnostics_mut(&mut self) -> &mut Vec<pb::Diagnostic>;
 }
 
@@ -58,6 +59,7 @@ pub fn only<R: Answer>(d: Diagnostics) -> R {
     r
 }
 
+/// One diagnostic; a path to the whole value is left out, as Terraform expects.
 pub fn diagnostic(d: Diagnostic) -> pb::Diagnostic {
     pb::Diagnostic {
         severity: match d.severity {
@@ -70,10 +72,12 @@ pub fn diagnostic(d: Diagnostic) -> pb::Diagnostic {
     }
 }
 
+/// Diagnostics, in order.
 pub fn diagnostics(d: Diagnostics) -> Vec<pb::Diagnostic> {
     d.into_iter().map(diagnostic).collect()
 }
 
+/// An attribute path, step by step.
 pub fn path(p: &AttributePath) -> pb::AttributePath {
     use pb::attribute_path::step::Selector;
     pb::AttributePath {
@@ -205,6 +209,7 @@ fn nested_block(nb: &NestedBlock) -> pb::schema::NestedBlock {
     }
 }
 
+/// A schema, with its version on the top block too.
 pub fn schema(s: &Schema) -> pb::Schema {
     let mut b = block(&s.block);
     b.version = s.version;
@@ -214,6 +219,7 @@ pub fn schema(s: &Schema) -> pb::Schema {
     }
 }
 
+/// A resource's identity schema (version 0).
 pub fn identity_schema(attrs: &[IdentityAttribute]) -> pb::ResourceIdentitySchema {
     pb::ResourceIdentitySchema {
         version: 0,
@@ -230,6 +236,7 @@ pub fn identity_schema(attrs: &[IdentityAttribute]) -> pb::ResourceIdentitySchem
     }
 }
 
+/// A function's signature and docs.
 pub fn function(f: &dyn Function) -> pb::Function {
     let sig = f.signature();
     let param = |p: &crate::framework::resource::Parameter| pb::function::Parameter {
@@ -369,6 +376,7 @@ fn fill(
     }
 }
 
+/// The core's plan, as PlanResourceChange answers it.
 pub fn plan_resource_change(
     e: &Entry<dyn Resource>,
     r: PlanChangeResponse,
@@ -384,6 +392,7 @@ pub fn plan_resource_change(
     resp
 }
 
+/// The state after apply, as ApplyResourceChange answers it.
 pub fn apply_resource_change(
     e: &Entry<dyn Resource>,
     r: NewState,
@@ -398,6 +407,7 @@ pub fn apply_resource_change(
     resp
 }
 
+/// The refreshed state, as ReadResource answers it.
 pub fn read_resource(e: &Entry<dyn Resource>, r: NewState) -> pb::read_resource::Response {
     let mut diags = r.diags;
     let mut resp = pb::read_resource::Response::default();
@@ -409,6 +419,7 @@ pub fn read_resource(e: &Entry<dyn Resource>, r: NewState) -> pb::read_resource:
     resp
 }
 
+/// The imported object, if any, as ImportResourceState answers it.
 pub fn import_resource_state(
     e: &Entry<dyn Resource>,
     r: NewState,
@@ -431,6 +442,7 @@ pub fn import_resource_state(
     resp
 }
 
+/// The upgraded state, as UpgradeResourceState answers it.
 pub fn upgrade_resource_state(
     e: &Entry<dyn Resource>,
     r: Result<Value, Diagnostic>,
@@ -447,6 +459,7 @@ pub fn upgrade_resource_state(
     resp
 }
 
+/// The upgraded identity, as UpgradeResourceIdentity answers it.
 pub fn upgrade_resource_identity(
     e: &Entry<dyn Resource>,
     r: Result<Value, Diagnostic>,
@@ -467,6 +480,7 @@ pub fn upgrade_resource_identity(
     resp
 }
 
+/// A data source's state, as ReadDataSource answers it.
 pub fn read_data_source<T: ?Sized>(
     e: &Entry<T>,
     r: StateResponse,
@@ -496,6 +510,7 @@ pub fn open_ephemeral_resource(
     resp
 }
 
+/// A renewal, as RenewEphemeralResource answers it.
 pub fn renew_ephemeral_resource(r: OpenResponse) -> pb::renew_ephemeral_resource::Response {
     pb::renew_ephemeral_resource::Response {
         renew_at: r.renew_at.map(prost_types::Timestamp::from),
@@ -504,6 +519,7 @@ pub fn renew_ephemeral_resource(r: OpenResponse) -> pb::renew_ephemeral_resource
     }
 }
 
+/// A function's result or error, as CallFunction answers it.
 pub fn call_function(r: Result<pb::DynamicValue, FunctionError>) -> pb::call_function::Response {
     match r {
         Ok(dv) => pb::call_function::Response {

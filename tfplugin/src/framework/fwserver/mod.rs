@@ -4,8 +4,8 @@
 //! request's values against its schema, calls one method of [`Server`], and encodes the
 //! answer. Everything in between (the lifecycle rules, the calls into the provider's
 //! resources, what is kept on failure) happens here, on framework types only: [`Value`]s,
-//! schemas, [`Diagnostics`] and [`Private`] state. No protobuf type is known in this module,
-//! so the orchestration is unit-tested without a wire.
+//! schemas, [`Diagnostics`] and [`Private`](super::resource::Private) state. No protobuf
+//! type is known in this module, so the orchestration is unit-tested without a wire.
 
 mod ephemeral;
 mod resource;
