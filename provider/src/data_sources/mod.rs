@@ -3,9 +3,12 @@
 //! - `infraflux_proxmox_nodes`: the cluster's nodes, their free CPU and memory, and the
 //!   storages each sees (free space, content types).
 //! - `infraflux_proxmox_template`: a template VM looked up by name (optionally on one node).
+//! - `infraflux_talos_image`: a Talos Image Factory schematic, its ID and image references,
+//!   computed offline.
 
 mod proxmox_nodes;
 mod proxmox_template;
+mod talos_image;
 
 use std::sync::Arc;
 
@@ -18,5 +21,6 @@ pub fn all(shared: &Arc<Shared>) -> Vec<Arc<dyn DataSource>> {
     vec![
         Arc::new(proxmox_nodes::ProxmoxNodes(shared.clone())),
         Arc::new(proxmox_template::ProxmoxTemplate(shared.clone())),
+        Arc::new(talos_image::TalosImage),
     ]
 }
