@@ -154,7 +154,7 @@ impl DataSource for TalosImage {
     fn schema(&self) -> Schema {
         Schema::new(
             Block::new()
-                .description("A Talos Linux image from the Image Factory, computed offline: the schematic's ID (the SHA-256 of its canonical YAML, as the factory computes it), the installer image for `infraflux_talos_cluster`, and the disk image and ISO URLs for Proxmox VE. Reads nothing over the network; the factory learns the schematic when an image is downloaded.")
+                .description("A Talos Linux image from the Image Factory, computed offline: the schematic's ID (the SHA-256 of its canonical YAML, as the factory computes it), the installer image for `infraflux_talos_cluster`, and the disk image and ISO URLs for Proxmox VE. Reads nothing over the network.")
                 .attr(
                     Attribute::new("talos_version", Type::String)
                         .required()

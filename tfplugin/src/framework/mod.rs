@@ -2,6 +2,7 @@
 //! the resource traits, and the lifecycle rules Terraform requires. Inside the crate,
 //! `fwserver` orchestrates each request over them, knowing no protobuf.
 
+pub mod docs;
 pub(crate) mod fwserver;
 pub mod lifecycle;
 pub mod planmod;
