@@ -149,6 +149,11 @@ start=$(date +%s)
 status=0
 "$TF" -chdir="$STACK" apply -auto-approve -input=false -no-color || status=$?
 took=$(( $(date +%s) - start ))
+# After a successful apply every phase has happened: let the poller print the lines it has not
+# printed yet (it polls, and may lag on a busy machine) before it is stopped.
+if (( status == 0 )); then
+  for _ in $(seq 50); do kill -0 "$PROGRESS" 2>/dev/null || break; sleep 0.2; done
+fi
 kill "$PROGRESS" 2>/dev/null || true
 wait "$PROGRESS" 2>/dev/null || true
 if (( status != 0 )); then
