@@ -13,6 +13,7 @@ use tfplugin::{AttributePath, Ctx, Diagnostic, Diagnostics, StateResponse, Updat
 
 use super::convert::{config_changes, data_disks, fill_unknowns, state_from_pve};
 use super::errors::{api_error, config_key_path};
+use super::orphan;
 use super::task::{TaskSlot, cancellable, pending_task, remaining, resume_task};
 use super::{ProxmoxVm, UPDATE_TIMEOUT, vmid_of};
 
@@ -86,6 +87,10 @@ impl ProxmoxVm {
                 })?;
             }
             Self::converge_power(&client, &at, vmid, started, deadline).await?;
+            // A VM kept after an interrupted create (untainted) still carries the marker.
+            orphan::clear(&client, &at, vmid).await.map_err(|e| {
+                api_error(format!("Cannot update the description of VM {vmid}"), &e)
+            })?;
             let mut diags = Diagnostics::new();
             if started {
                 Self::apply_pending(

@@ -124,6 +124,10 @@ impl ProxmoxVm {
             Ok(state) => StateResponse::ok(state),
             Err(d) => {
                 // Save what exists: a fresh read where possible, else the plan with nulls.
+                // Terraform keeps it now: no longer an orphan for a later create to adopt.
+                if let Err(e) = orphan::clear(&client, &node, vmid).await {
+                    tracing::warn!(vmid, error = %e, "cannot remove the unfinished-create marker");
+                }
                 let mut partial = known.clone();
                 partial.set_attr("status", Value::Unknown);
                 let state = match self
