@@ -195,7 +195,7 @@ both_terraforms!(clear_errors, |tf: &Tf| {
         o.all()
     );
 
-    // A missing template: the error points at clone.source_vm_id.
+    // A missing template: the plan says so, pointing at clone.source_vm_id.
     w.config(&format!(
         "{}{}",
         lab.provider(None),
@@ -203,8 +203,11 @@ both_terraforms!(clear_errors, |tf: &Tf| {
     ));
     let o = w.apply_fails();
     let text = o.text();
-    assert!(text.contains("Cannot clone VM 9999"), "{}", o.all());
-    assert!(text.contains("9999.conf' does not exist"), "{}", o.all());
+    assert!(
+        text.contains("clone.source_vm_id: no VM or template 9999 exists"),
+        "{}",
+        o.all()
+    );
     assert!(
         text.contains("source_vm_id = 9999"),
         "the error shows the attribute: {}",

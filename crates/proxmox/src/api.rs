@@ -8,7 +8,9 @@ use serde_json::Value;
 
 use crate::client::{Client, Params, seg};
 use crate::error::Error;
-use crate::types::{NodeInfo, NodeStorage, StorageItem, Version, VmResource};
+use crate::types::{
+    NodeInfo, NodeInterface, NodeStorage, PoolInfo, StorageItem, Version, VmResource,
+};
 
 /// The default range: `/cluster/nextid` alone is right for it.
 const FULL_RANGE: (u32, u32) = (100, 999_999_999);
@@ -60,15 +62,93 @@ impl Client {
     }
 
     /// Put a VM into `pool`, moving it out of the pool it is in (`allow-move`, PVE 8.2+).
+    /// A lost answer is settled by the VM's pool.
     pub async fn set_vm_pool(&self, pool: &str, vmid: u32) -> Result<(), Error> {
-        let _: Value = self
-            .put(
+        let r = self
+            .put::<Value>(
                 &format!("/pools/{}", seg(pool)),
                 Params::new().set("vms", vmid).flag("allow-move", true),
             )
-            .await?;
+            .await;
         self.invalidate_vm_resources().await;
-        Ok(())
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if e.may_have_run() => {
+                let now = self.find_vm(vmid).await?;
+                if now.and_then(|r| r.pool).as_deref() == Some(pool) {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The resource pools `who()` may see (`GET /pools`), from the shared read cache.
+    pub async fn pools_cached(&self) -> Result<Vec<PoolInfo>, Error> {
+        self.get_cached("/pools", Params::new()).await
+    }
+
+    /// The cluster's nodes, from the shared read cache.
+    pub async fn nodes_cached(&self) -> Result<Vec<NodeInfo>, Error> {
+        self.get_cached("/nodes", Params::new()).await
+    }
+
+    /// The storages `node` sees, from the shared read cache.
+    pub async fn node_storages_cached(&self, node: &str) -> Result<Vec<NodeStorage>, Error> {
+        self.get_cached(&format!("/nodes/{}/storage", seg(node)), Params::new())
+            .await
+    }
+
+    /// The bridges of `node` (Linux and Open vSwitch), from the shared read cache.
+    pub async fn node_bridges_cached(&self, node: &str) -> Result<Vec<NodeInterface>, Error> {
+        self.get_cached(
+            &format!("/nodes/{}/network", seg(node)),
+            Params::new().set("type", "any_bridge"),
+        )
+        .await
+    }
+
+    /// The SDN VNets (usable as bridges on every node), from the shared read cache.
+    pub async fn sdn_vnets_cached(&self) -> Result<Vec<String>, Error> {
+        let v: Vec<Value> = self.get_cached("/cluster/sdn/vnets", Params::new()).await?;
+        Ok(v.iter()
+            .filter_map(|x| x.get("vnet").and_then(Value::as_str).map(str::to_owned))
+            .collect())
+    }
+
+    /// Volumes of one content type on `storage` as `node` sees it, from the shared read cache.
+    pub async fn storage_content_cached(
+        &self,
+        node: &str,
+        storage: &str,
+        content: &str,
+    ) -> Result<Vec<StorageItem>, Error> {
+        self.get_cached(
+            &format!("/nodes/{}/storage/{}/content", seg(node), seg(storage)),
+            Params::new().set("content", content),
+        )
+        .await
+    }
+
+    /// Claim `vmid` for this process (a VM it creates or adopts); `false` when already
+    /// claimed, so two creates of one run never adopt the same VM.
+    pub fn claim_vm(&self, vmid: u32) -> bool {
+        self.inner
+            .claimed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(vmid)
+    }
+
+    /// Whether this process created or adopted `vmid`.
+    pub fn is_claimed(&self, vmid: u32) -> bool {
+        self.inner
+            .claimed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&vmid)
     }
 
     /// Volumes on one storage of one node, optionally of one content type (`images`, `iso`,

@@ -123,8 +123,12 @@ impl Client {
             .form(&form)
             .send()
             .await
-            .map_err(|e| self.transport_error(&e))?;
-        let data = self.decode(resp, action).await.map_err(|(e, _)| e)?;
+            // A login creates nothing: safe to repeat.
+            .map_err(|e| self.transport_error(&e, action, crate::client::Repeat::Safe))?;
+        let data = self
+            .decode(resp, action, crate::client::Repeat::Safe)
+            .await
+            .map_err(|(e, _)| e)?;
         let field = |k: &str| data.get(k).and_then(Value::as_str).map(str::to_owned);
         let (Some(ticket), Some(csrf)) = (field("ticket"), field("CSRFPreventionToken")) else {
             return Err(Error::Protocol {

@@ -1,7 +1,7 @@
 //! Transport: one HTTPS client per provider process, requests in PVE's wire form, answers
 //! decoded (errors via `Error::from_answer`), retries for transient failures.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,9 @@ pub struct ClientOptions {
     pub retry: Backoff,
     /// How long one `/cluster/resources?type=vm` answer serves every reader.
     pub resources_ttl: Duration,
+    /// How long a [`Client::get_cached`] answer (nodes, storages, pools, bridges: what plan
+    /// checks read) serves every reader; a plan's provider process lives about that long.
+    pub reads_ttl: Duration,
     /// The `User-Agent` of every request (the provider names itself).
     pub user_agent: String,
 }
@@ -37,6 +40,7 @@ impl Default for ClientOptions {
             request_timeout: Duration::from_secs(60),
             retry: Backoff::default(),
             resources_ttl: Duration::from_secs(5),
+            reads_ttl: Duration::from_secs(60),
             user_agent: concat!("infraflux-proxmox/", env!("CARGO_PKG_VERSION")).to_owned(),
         }
     }
@@ -76,6 +80,16 @@ impl Params {
 /// Repeats of a failed connection before it is reported as unreachable.
 const MAX_TRANSPORT_RETRIES: u32 = 3;
 
+/// Whether a request may be sent again when its connection broke after it was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeat {
+    /// Reads, and writes whose repetition changes nothing (a resize to an absolute size).
+    Safe,
+    /// Writes that may have run: a lost answer is [`Error::AnswerLost`], for the caller to
+    /// find the task or the result instead of sending it again.
+    Unsafe,
+}
+
 pub(crate) struct Inner {
     pub(crate) http: reqwest::Client,
     pub(crate) endpoint: String,
@@ -88,6 +102,13 @@ pub(crate) struct Inner {
     pub(crate) vm_id_range: (u32, u32),
     /// VM ids handed out by this process and not yet created (see `api::with_new_vmid`).
     pub(crate) reserved_ids: Mutex<HashSet<u32>>,
+    /// UPIDs of the tasks this process started: a task found in PVE's list that is not here
+    /// was started by someone else (another process, or a request whose answer was lost).
+    pub(crate) own_tasks: Mutex<HashSet<String>>,
+    /// VM ids this process creates or adopted: never adopted a second time.
+    pub(crate) claimed: Mutex<HashSet<u32>>,
+    /// Answers of [`Client::get_cached`], per path and query.
+    pub(crate) reads: Mutex<HashMap<String, Arc<TtlCache<Value>>>>,
 }
 
 /// The Proxmox VE API client. Cheap to clone; clones share the connection pool, the ticket,
@@ -141,6 +162,9 @@ impl Client {
                 vm_cache: TtlCache::new(opts.resources_ttl),
                 vm_id_range: (lo.max(100), hi.max(lo.max(100))),
                 reserved_ids: Mutex::new(HashSet::new()),
+                own_tasks: Mutex::new(HashSet::new()),
+                claimed: Mutex::new(HashSet::new()),
+                reads: Mutex::new(HashMap::new()),
                 opts,
             }),
         })
@@ -182,42 +206,116 @@ impl Client {
         self.call(Method::DELETE, path, params).await
     }
 
-    /// One API call with retries for transient failures, `data` decoded as `T`.
+    /// `GET {path}` answered from a cache shared by every caller for
+    /// [`ClientOptions::reads_ttl`] (one request however many ask at once). For data that
+    /// rarely changes and is read many times in one plan: nodes, storages, pools, bridges.
+    pub async fn get_cached<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        params: Params,
+    ) -> Result<T, Error> {
+        let key = format!("{path}?{:?}", params.0);
+        let cache = {
+            let mut m = self.inner.reads.lock().unwrap_or_else(|e| e.into_inner());
+            m.entry(key)
+                .or_insert_with(|| Arc::new(TtlCache::new(self.inner.opts.reads_ttl)))
+                .clone()
+        };
+        let v = cache
+            .get_or_fetch(|| self.get::<Value>(path, params))
+            .await?;
+        serde_json::from_value((*v).clone()).map_err(|e| Error::Protocol {
+            action: format!("GET {path}"),
+            reason: e.to_string(),
+        })
+    }
+
+    /// One API call with retries for transient failures, `data` decoded as `T`. Reads are
+    /// repeated when their connection breaks; writes only when nothing was sent.
     pub async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
         params: Params,
     ) -> Result<T, Error> {
+        let repeat = if method == Method::GET {
+            Repeat::Safe
+        } else {
+            Repeat::Unsafe
+        };
+        self.call_with(method, path, params, repeat).await
+    }
+
+    /// [`Client::call`] saying whether the request is safe to send again after its answer was
+    /// lost.
+    pub async fn call_with<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        params: Params,
+        repeat: Repeat,
+    ) -> Result<T, Error> {
         let action = format!("{method} {path}");
         let started = Instant::now();
         let policy = self.inner.opts.retry;
         let (mut attempt, mut unreachable) = (0u32, 0u32);
+        let mut checked_node = false;
         let data = loop {
-            match self.call_once(&method, path, &params, &action).await {
+            match self
+                .call_once(&method, path, &params, &action, repeat)
+                .await
+            {
                 Ok(v) => break v,
                 Err((e, retry)) if retry => {
                     // A blip is worth a few tries; a host that is down should be reported
                     // quickly, not after the whole lock-retry budget.
-                    if matches!(e, Error::Unreachable { .. }) {
+                    if let Error::Unreachable { .. } = e {
                         unreachable += 1;
                         if unreachable > MAX_TRANSPORT_RETRIES {
-                            return Err(e);
+                            return Err(with_attempts(e, attempt + 1));
+                        }
+                    }
+                    // pveproxy could not forward the call to its node: an offline node stays
+                    // offline, so say so now instead of retrying for minutes.
+                    if e.is_node_unreachable() && !checked_node {
+                        checked_node = true;
+                        if let Some(offline) = self.offline_node_of(path, &action, &e).await {
+                            return Err(offline);
                         }
                     }
                     let Some(pause) = policy.next_pause(started, attempt) else {
-                        return Err(e);
+                        return Err(with_attempts(e, attempt + 1));
                     };
                     tracing::debug!(%action, attempt, error = %e, "retrying Proxmox VE request");
                     tokio::time::sleep(pause).await;
                     attempt += 1;
                 }
-                Err((e, _)) => return Err(e),
+                Err((e, _)) => return Err(with_attempts(e, attempt + 1)),
             }
         };
         serde_json::from_value(data).map_err(|e| Error::Protocol {
             action,
             reason: e.to_string(),
+        })
+    }
+
+    /// When `path` is about a node (`/nodes/{node}/…`) that `/nodes` reports offline: the
+    /// error that says so.
+    async fn offline_node_of(&self, path: &str, action: &str, e: &Error) -> Option<Error> {
+        let node = path.strip_prefix("/nodes/")?.split('/').next()?;
+        if node.is_empty() || path == "/nodes" {
+            return None;
+        }
+        let nodes: Vec<crate::types::NodeInfo> =
+            Box::pin(self.get("/nodes", Params::new())).await.ok()?;
+        let info = nodes.iter().find(|n| seg(&n.node) == node)?;
+        (info.status == "offline").then(|| Error::NodeOffline {
+            node: info.node.clone(),
+            action: action.to_owned(),
+            message: match e {
+                Error::Api { message, .. } => message.clone(),
+                other => other.to_string(),
+            },
         })
     }
 
@@ -228,6 +326,7 @@ impl Client {
         path: &str,
         params: &Params,
         action: &str,
+        repeat: Repeat,
     ) -> Result<Value, (Error, bool)> {
         let mut relogged = false;
         loop {
@@ -250,12 +349,11 @@ impl Client {
             let resp = match rb.send().await {
                 Ok(r) => r,
                 Err(e) => {
-                    // Nothing reached PVE when connecting failed; otherwise only reads are safe to repeat.
-                    let retry = e.is_connect() || *method == Method::GET;
-                    return Err((
-                        self.transport_error(&e),
-                        retry && tls::tls_failure(&e).is_none(),
-                    ));
+                    // Nothing reached PVE when connecting failed; otherwise only what is safe
+                    // to repeat is repeated.
+                    let err = self.transport_error(&e, action, repeat);
+                    let retry = matches!(err, Error::Unreachable { .. });
+                    return Err((err, retry));
                 }
             };
             let status = resp.status();
@@ -266,7 +364,7 @@ impl Client {
                 relogged = true;
                 continue;
             }
-            return self.decode(resp, action).await;
+            return self.decode(resp, action, repeat).await;
         }
     }
 
@@ -274,6 +372,7 @@ impl Client {
         &self,
         resp: reqwest::Response,
         action: &str,
+        repeat: Repeat,
     ) -> Result<Value, (Error, bool)> {
         let status = resp.status();
         let reason = resp
@@ -286,8 +385,9 @@ impl Client {
             Ok(b) if b.is_empty() => Value::Null,
             Ok(b) => serde_json::from_slice(&b).unwrap_or(Value::Null),
             Err(e) => {
-                let retry = action.starts_with("GET ");
-                return Err((self.transport_error(&e), retry));
+                let err = self.transport_error(&e, action, repeat);
+                let retry = matches!(err, Error::Unreachable { .. });
+                return Err((err, retry));
             }
         };
         if status.is_success() {
@@ -319,7 +419,14 @@ impl Client {
         Err((e, retry))
     }
 
-    pub(crate) fn transport_error(&self, e: &reqwest::Error) -> Error {
+    /// A failed connection as an error: [`Error::Unreachable`] when nothing was sent or the
+    /// request may be repeated, else [`Error::AnswerLost`].
+    pub(crate) fn transport_error(
+        &self,
+        e: &reqwest::Error,
+        action: &str,
+        repeat: Repeat,
+    ) -> Error {
         if let Some(f) = tls::tls_failure(e) {
             return Error::Tls {
                 endpoint: self.inner.endpoint.clone(),
@@ -335,27 +442,43 @@ impl Client {
             .next()
             .unwrap_or_default()
             .to_owned();
-        let (timeout, reason) = if e.is_connect() {
-            (
-                self.inner.opts.connect_timeout,
-                format!("connection failed: {}", root_cause(e)),
-            )
+        let reason = if e.is_connect() {
+            format!("connecting failed: {}", root_cause(e))
         } else if e.is_timeout() {
-            (
-                self.inner.opts.request_timeout,
-                "no answer in time".to_owned(),
+            format!(
+                "no answer within {}s",
+                self.inner.opts.request_timeout.as_secs()
             )
         } else {
-            (
-                self.inner.opts.request_timeout,
-                format!("the connection broke before an answer: {}", root_cause(e)),
-            )
+            format!("the connection broke before an answer: {}", root_cause(e))
         };
-        Error::Unreachable {
-            address,
-            timeout,
-            reason,
+        if e.is_connect() || repeat == Repeat::Safe {
+            Error::Unreachable {
+                address,
+                reason,
+                attempts: 1,
+            }
+        } else {
+            Error::AnswerLost {
+                action: action.to_owned(),
+                address,
+                reason,
+            }
         }
+    }
+}
+
+/// `e` with how often the call was tried, where the error says it.
+fn with_attempts(e: Error, n: u32) -> Error {
+    match e {
+        Error::Unreachable {
+            address, reason, ..
+        } => Error::Unreachable {
+            address,
+            reason,
+            attempts: n,
+        },
+        other => other,
     }
 }
 

@@ -69,12 +69,35 @@ pub enum Error {
     #[error("timed out after {}s waiting for {what}", .after.as_secs_f64().round())]
     Timeout { what: String, after: Duration },
 
-    /// No connection, or it broke before an answer.
-    #[error("cannot reach Proxmox VE at {address} (timeout {}s): {reason}", .timeout.as_secs())]
+    /// No connection, or a read whose connection broke before an answer. `reason` says which
+    /// (`connecting failed: Connection refused`, `no answer within 60s`, …); `attempts` how
+    /// often it was tried.
+    #[error("cannot reach Proxmox VE at {address}: {reason}{}", fmt_attempts(*.attempts))]
     Unreachable {
         address: String,
-        timeout: Duration,
         reason: String,
+        attempts: u32,
+    },
+
+    /// A write was sent but its answer never came: Proxmox VE may or may not have run it, so
+    /// it is not repeated blindly (callers look for its task or its result).
+    #[error(
+        "the connection to Proxmox VE at {address} broke before it answered {action} ({reason}); the request may have run"
+    )]
+    AnswerLost {
+        action: String,
+        address: String,
+        reason: String,
+    },
+
+    /// The node a call is for is offline: Proxmox VE cannot forward anything to it.
+    #[error(
+        "node {node} is offline ({action}: {message}). Bring {node} back online and try again; if it is gone for good, remove it from the cluster (`pvecm delnode {node}`)."
+    )]
+    NodeOffline {
+        node: String,
+        action: String,
+        message: String,
     },
 
     /// The server's certificate did not pass the configured trust.
@@ -105,6 +128,14 @@ pub enum Error {
     /// Every VM id in the configured range is taken.
     #[error("no free VM id in the range {min}..={max}; widen vm_id_range or remove unused VMs")]
     NoFreeVmId { min: u32, max: u32 },
+}
+
+fn fmt_attempts(n: u32) -> String {
+    if n > 1 {
+        format!(" ({n} attempts)")
+    } else {
+        String::new()
+    }
 }
 
 fn tls_hint(pinned: bool) -> &'static str {
@@ -159,6 +190,24 @@ impl Error {
             Error::Unreachable { .. } => true,
             _ => false,
         }
+    }
+
+    /// A write that may have been carried out although no answer came: its answer was lost,
+    /// or pveproxy failed while forwarding it (596).
+    pub fn may_have_run(&self) -> bool {
+        match self {
+            Error::AnswerLost { .. } => true,
+            Error::Api { status, action, .. } => *status == 596 && !action.starts_with("GET "),
+            _ => false,
+        }
+    }
+
+    /// pveproxy could not reach the node the call is for (AnyEvent's 595: nothing was sent).
+    pub fn is_node_unreachable(&self) -> bool {
+        matches!(
+            self,
+            Error::Api { status: 595, .. } | Error::NodeOffline { .. }
+        )
     }
 
     /// The object does not exist (for a delete or a refresh: it is gone).

@@ -9,8 +9,10 @@
 //! - [`upid`], [`tasks`]: task ids and waiting for tasks on the node that runs them.
 //! - [`retry`]: jittered backoff; [`limiter`]: per-node/per-storage task slots;
 //!   [`cache`]: the shared `/cluster/resources?type=vm` answer.
-//! - [`api`]: cluster verbs and VM id allocation; [`vm`]: QEMU verbs; [`types`]: answers.
-//! - [`normalize`]: PVE's value forms ↔ canonical ones.
+//! - [`api`]: cluster verbs and VM id allocation; [`vm`]: QEMU verbs; [`traced`]: tasks
+//!   that survive lost answers; [`types`]: answers.
+//! - [`normalize`]: PVE's value forms ↔ canonical ones; [`slots`]: device slots and
+//!   their ranges.
 
 pub mod api;
 pub mod auth;
@@ -21,8 +23,10 @@ pub mod limiter;
 pub mod normalize;
 pub mod retry;
 pub mod settings;
+pub mod slots;
 pub mod tasks;
 pub mod tls;
+pub mod traced;
 pub mod types;
 pub mod upid;
 pub mod vm;
@@ -30,8 +34,10 @@ pub mod vm;
 #[cfg(test)]
 mod tests;
 
+pub use client::Repeat;
 pub use client::{Client, ClientOptions, Params};
 pub use error::Error;
 pub use settings::{Auth, Settings, TlsTrust};
+pub use traced::TaskTrace;
 pub use upid::Upid;
 pub use vm::{CloneSpec, DeleteOptions};

@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::Upid;
 use crate::client::{Client, Params, seg};
 use crate::error::Error;
-use crate::types::TaskStatus;
+use crate::types::{TaskInfo, TaskStatus};
 
 /// How many task-log lines a failure carries.
 pub const LOG_TAIL: usize = 10;
@@ -28,6 +28,82 @@ impl Client {
             Params::new(),
         )
         .await
+    }
+
+    /// Tasks on `node` of type `kind` about `id` (a VM id), started by this client's user,
+    /// newest first; `running_only` asks for those still running.
+    pub async fn node_tasks(
+        &self,
+        node: &str,
+        kind: &str,
+        id: Option<&str>,
+        running_only: bool,
+    ) -> Result<Vec<TaskInfo>, Error> {
+        let p = Params::new()
+            .set("typefilter", kind)
+            .set("userfilter", self.who())
+            .set("source", if running_only { "active" } else { "all" })
+            .set("limit", 200)
+            .opt("vmid", id);
+        let all: Vec<TaskInfo> = self.get(&format!("/nodes/{}/tasks", seg(node)), p).await?;
+        // `userfilter` is a substring match in PVE: keep exactly our user.
+        Ok(all.into_iter().filter(|t| t.user == self.who()).collect())
+    }
+
+    /// The node's clock (`GET /nodes/{node}/time`), in Unix seconds: task start times are
+    /// compared with it, never with ours.
+    pub async fn node_time(&self, node: &str) -> Result<u64, Error> {
+        let v: Value = self
+            .get(&format!("/nodes/{}/time", seg(node)), Params::new())
+            .await?;
+        v.get("time")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| Error::Protocol {
+                action: format!("GET /nodes/{node}/time"),
+                reason: format!("no time in {v}"),
+            })
+    }
+
+    /// Remember a task this client started (see [`Client::foreign_tasks`]).
+    pub(crate) fn own_task(&self, upid: &Upid) {
+        self.inner
+            .own_tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(upid.as_str().to_owned());
+    }
+
+    fn is_own_task(&self, upid: &str) -> bool {
+        self.inner
+            .own_tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(upid)
+    }
+
+    /// Tasks of `kind` about `id` on `node`, by this client's user but not started through
+    /// this client, that started at most `since` ago (by the node's clock), or that still
+    /// run when `since` is `None`: the task of a request whose answer was lost, or of an
+    /// earlier run that died.
+    pub async fn foreign_tasks(
+        &self,
+        node: &str,
+        kind: &str,
+        id: Option<&str>,
+        since: Option<Duration>,
+    ) -> Result<Vec<Upid>, Error> {
+        let tasks = self.node_tasks(node, kind, id, since.is_none()).await?;
+        let after = match since {
+            // Whole seconds on PVE's side: a little slack for rounding, none for clocks.
+            Some(d) => Some(self.node_time(node).await?.saturating_sub(d.as_secs() + 2)),
+            None => None,
+        };
+        Ok(tasks
+            .into_iter()
+            .filter(|t| after.is_none_or(|a| t.starttime >= a))
+            .filter(|t| !self.is_own_task(&t.upid))
+            .filter_map(|t| t.upid.parse().ok())
+            .collect())
     }
 
     /// The last `n` lines of a task's log.

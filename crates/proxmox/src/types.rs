@@ -164,6 +164,47 @@ impl TaskStatus {
     }
 }
 
+/// One entry of `GET /nodes/{node}/tasks`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct TaskInfo {
+    pub upid: String,
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    #[serde(default)]
+    pub id: String,
+    /// `user@realm` or `user@realm!token`.
+    #[serde(default)]
+    pub user: String,
+    #[serde(default, deserialize_with = "de_u64")]
+    pub starttime: u64,
+    /// The exit status once the task ended (`OK`, or the error); absent while it runs.
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub endtime: Option<u64>,
+}
+
+impl TaskInfo {
+    /// The task has not ended.
+    pub fn is_running(&self) -> bool {
+        self.endtime.is_none()
+    }
+}
+
+/// One network interface of `GET /nodes/{node}/network`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct NodeInterface {
+    pub iface: String,
+    #[serde(rename = "type", default)]
+    pub kind: String,
+}
+
+/// One entry of `GET /pools`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct PoolInfo {
+    pub poolid: String,
+}
+
 /// `GET /nodes/{node}/qemu/{vmid}/config`: keys with values typed as the schema says.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct VmConfig {

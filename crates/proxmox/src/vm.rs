@@ -1,7 +1,6 @@
 //! QEMU VM verbs. Each async PVE call returns its [`Upid`]; the `*_and_wait` helpers add the
 //! limiter, lock retries and task waiting for callers that need no resumable task id.
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -9,45 +8,8 @@ use serde_json::Value;
 use crate::Upid;
 use crate::client::{Client, Params, seg};
 use crate::error::Error;
-use crate::retry::retry;
-use crate::types::{
-    AgentInterface, PendingItem, TaskStatus, VmConfig, VmResource, VmStatus, ipv4_addresses,
-};
-
-/// Where a [`Client::run_task`] attempt failed, which decides whether to start it again.
-#[derive(Debug)]
-enum Attempt {
-    Start(Error),
-    Wait(Error),
-}
-
-impl Attempt {
-    fn into_inner(self) -> Error {
-        match self {
-            Attempt::Start(e) | Attempt::Wait(e) => e,
-        }
-    }
-}
-
-impl crate::retry::Retryable for Attempt {
-    fn is_retryable(&self) -> bool {
-        match self {
-            // `call` already repeated what is safe at the transport level.
-            Attempt::Start(Error::Unreachable { .. }) => false,
-            Attempt::Start(e) => e.is_retryable(),
-            Attempt::Wait(e @ Error::TaskFailed { .. }) => e.is_retryable(),
-            Attempt::Wait(_) => false,
-        }
-    }
-}
-
-impl std::fmt::Display for Attempt {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Attempt::Start(e) | Attempt::Wait(e) => e.fmt(f),
-        }
-    }
-}
+use crate::traced::TaskTrace;
+use crate::types::{AgentInterface, PendingItem, VmConfig, VmResource, VmStatus, ipv4_addresses};
 
 /// What to clone, and where to.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -90,6 +52,36 @@ impl Default for DeleteOptions {
     }
 }
 
+/// Whether `config` already has the values `set` and lacks the keys in `delete` (comparing
+/// NICs and drives by meaning: PVE may write their options in another order). A new disk
+/// (`storage:size`) counts as there when its slot holds a volume.
+fn config_applied(config: &VmConfig, set: &Params, delete: &[&str]) -> bool {
+    use crate::normalize::{DiskConfig, NetConfig};
+    let same = |k: &str, want: &str| {
+        let Some(have) = config.get_str(k) else {
+            return false;
+        };
+        if have == want {
+            return true;
+        }
+        if k.starts_with("net") {
+            return have.parse::<NetConfig>().ok() == want.parse::<NetConfig>().ok();
+        }
+        if crate::types::is_disk_key(k) {
+            let (Ok(h), Ok(w)) = (have.parse::<DiskConfig>(), want.parse::<DiskConfig>()) else {
+                return false;
+            };
+            // `local-lvm:4` asked for a new volume; PVE wrote `local-lvm:vm-100-disk-1,size=4G`.
+            return h == w || w.volume.split_once(':').map(|(s, _)| s) == h.storage();
+        }
+        if k == "tags" {
+            return crate::normalize::parse_tags(&have) == crate::normalize::parse_tags(want);
+        }
+        false
+    };
+    set.0.iter().all(|(k, v)| same(k, v)) && delete.iter().all(|k| config.get_str(k).is_none())
+}
+
 fn vm_path(node: &str, vmid: u32) -> String {
     format!("/nodes/{}/qemu/{vmid}", seg(node))
 }
@@ -111,7 +103,9 @@ impl Client {
     ) -> Result<Upid, Error> {
         let action = format!("{method} {path}");
         let s: String = self.call(method, &path, params).await?;
-        upid_of(&action, s)
+        let upid = upid_of(&action, s)?;
+        self.own_task(&upid);
+        Ok(upid)
     }
 
     /// `POST /nodes/{node}/qemu`: a new VM from `config` (wire-form keys and values).
@@ -194,7 +188,9 @@ impl Client {
         }
     }
 
-    /// `PUT …/config`: applied before the answer (no task).
+    /// `PUT …/config`: applied before the answer (no task). When the answer is lost, the
+    /// config is read back: a change already there is success, one not there yet (same
+    /// digest) is sent once more.
     pub async fn update_config_sync(
         &self,
         node: &str,
@@ -203,13 +199,69 @@ impl Client {
         delete: &[&str],
         digest: Option<&str>,
     ) -> Result<(), Error> {
-        let _: Value = self
-            .put(
-                &format!("{}/config", vm_path(node, vmid)),
-                Self::config_params(set, delete, digest),
-            )
-            .await?;
-        Ok(())
+        let path = format!("{}/config", vm_path(node, vmid));
+        let mut repeated = false;
+        loop {
+            let params = Self::config_params(set.clone(), delete, digest);
+            match self.put::<Value>(&path, params).await {
+                Ok(_) => return Ok(()),
+                Err(e) if e.may_have_run() => {
+                    let now = self.vm_config(node, vmid).await?;
+                    if config_applied(&now, &set, delete) {
+                        return Ok(());
+                    }
+                    let untouched = digest.is_some() && now.digest.as_deref() == digest;
+                    if repeated || !untouched {
+                        return Err(e);
+                    }
+                    repeated = true;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// `POST …/config` and wait for its task, if it made one. A lost answer is settled as
+    /// for [`Client::run_task_traced`]: the `qmconfig` task is waited for, then the config
+    /// read back.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn update_config_and_wait(
+        &self,
+        node: &str,
+        vmid: u32,
+        set: Params,
+        delete: &[&str],
+        digest: Option<&str>,
+        timeout: Duration,
+        observe: &(dyn Fn(&Upid) + Send + Sync),
+    ) -> Result<(), Error> {
+        let upid = match self
+            .update_config(node, vmid, set.clone(), delete, digest)
+            .await
+        {
+            Ok(Some(upid)) => upid,
+            Ok(None) => return Ok(()),
+            Err(e) if e.may_have_run() => {
+                let trace = TaskTrace::new(node, "qmconfig", vmid);
+                let done = || async {
+                    Ok(config_applied(
+                        &self.vm_config(node, vmid).await?,
+                        &set,
+                        delete,
+                    ))
+                };
+                return match self
+                    .recover(&trace, Duration::from_secs(60), timeout, &done, observe)
+                    .await?
+                {
+                    Some(_) => Ok(()),
+                    None => Err(e),
+                };
+            }
+            Err(e) => return Err(e),
+        };
+        observe(&upid);
+        self.wait_task(&upid, timeout).await.map(|_| ())
     }
 
     /// Changes that wait for a restart: only these justify a reboot.
@@ -227,12 +279,20 @@ impl Client {
         size: &str,
     ) -> Result<Upid, Error> {
         let p = Params::new().set("disk", disk).set("size", size);
-        self.task_call(
-            reqwest::Method::PUT,
-            format!("{}/resize", vm_path(node, vmid)),
-            p,
-        )
-        .await
+        let path = format!("{}/resize", vm_path(node, vmid));
+        let action = format!("PUT {path}");
+        // Growing to an absolute size twice grows once: safe to send again.
+        let repeat = if size.starts_with('+') {
+            crate::client::Repeat::Unsafe
+        } else {
+            crate::client::Repeat::Safe
+        };
+        let s: String = self
+            .call_with(reqwest::Method::PUT, &path, p, repeat)
+            .await?;
+        let upid = upid_of(&action, s)?;
+        self.own_task(&upid);
+        Ok(upid)
     }
 
     /// The VM's current status (`running`, `stopped`, …).
@@ -410,50 +470,6 @@ impl Client {
         }
     }
 
-    /// Start a task and wait for it; start and wait again when it failed on a lock.
-    ///
-    /// A task is started again only when PVE refused to start it (lock, 5xx) or when it ran
-    /// and failed on a lock. A start whose connection broke, or a task that may still be
-    /// running (its wait failed), is never started twice: a second clone would leave the
-    /// first one's VM behind.
-    pub async fn run_task<F, Fut>(
-        &self,
-        what: &str,
-        timeout: Duration,
-        start: F,
-    ) -> Result<TaskStatus, Error>
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = Result<Upid, Error>>,
-    {
-        retry(self.inner.opts.retry, what, || async {
-            let upid = start().await.map_err(Attempt::Start)?;
-            self.wait_task(&upid, timeout).await.map_err(Attempt::Wait)
-        })
-        .await
-        .map_err(Attempt::into_inner)
-    }
-
-    /// Clone under the per-node/per-storage limiter, with a VM id from `vm_id_range`, retrying
-    /// lock timeouts and id races. Returns the new VM id.
-    pub async fn clone_and_wait(&self, spec: &CloneSpec, timeout: Duration) -> Result<u32, Error> {
-        // The qmclone task runs on the source node (its UPID names it), so that node's slots.
-        let _permit = self
-            .limiter()
-            .acquire(&spec.source_node, spec.storage.as_deref())
-            .await;
-        self.with_new_vmid(|newid| async move {
-            self.run_task(
-                &format!("clone of VM {} to {newid}", spec.source_vmid),
-                timeout,
-                || self.clone_vm(spec, newid),
-            )
-            .await?;
-            Ok(newid)
-        })
-        .await
-    }
-
     /// Read a VM the cheap way: its node from the shared resources list, then one config GET
     /// (so N reads cost N + 1 requests). `None` = the VM is gone. A VM that moved since the
     /// list was fetched (HA, someone else's migration) is looked up again in a fresh list.
@@ -476,37 +492,5 @@ impl Client {
             }
         }
         Ok(None)
-    }
-}
-
-#[cfg(test)]
-mod attempt_tests {
-    use super::*;
-    use crate::retry::Retryable;
-
-    #[test]
-    fn a_task_that_may_have_run_is_not_started_again() {
-        let lock = || Error::Lock {
-            action: "POST /x".into(),
-            message: "can't lock file 'x' - got timeout".into(),
-        };
-        let broke = || Error::Unreachable {
-            address: "127.0.0.1:8006".into(),
-            timeout: Duration::from_secs(1),
-            reason: "the connection broke before an answer".into(),
-        };
-        let task = |exit: &str| Error::TaskFailed {
-            upid: String::new(),
-            node: "pve1".into(),
-            kind: "qmclone".into(),
-            exit_status: exit.into(),
-            log_tail: vec![],
-        };
-        assert!(Attempt::Start(lock()).is_retryable());
-        assert!(!Attempt::Start(broke()).is_retryable());
-        assert!(!Attempt::Wait(broke()).is_retryable());
-        assert!(!Attempt::Wait(lock()).is_retryable());
-        assert!(Attempt::Wait(task("can't lock file 'x' - got timeout")).is_retryable());
-        assert!(!Attempt::Wait(task("clone failed")).is_retryable());
     }
 }

@@ -84,6 +84,7 @@ pub async fn dispatch(pve: &Arc<Pve>, call: Call) -> Result {
         ("PUT", "/pools") | ("PUT", "/pools/{poolid}") => pools::update(pve, &call),
         ("GET", "/nodes") => nodes::list(pve, &call),
         ("GET", "/nodes/{node}/status") => nodes::status(pve, &call),
+        ("GET", "/nodes/{node}/time") => nodes::time(pve, &call),
         ("GET", "/nodes/{node}/storage") => nodes::storage_list(pve, &call),
         ("GET", "/nodes/{node}/storage/{storage}/content") => nodes::storage_content(pve, &call),
         ("GET", "/nodes/{node}/qemu") => qemu::list(pve, &call),

@@ -128,3 +128,9 @@ pub fn network(_pve: &Arc<Pve>, call: &Call) -> Result {
         .collect();
     Ok(Value::Array(out).into())
 }
+
+/// `GET /nodes/{node}/time`: the node's clock (every lab node keeps UTC).
+pub fn time(_pve: &Arc<Pve>, _call: &Call) -> Result {
+    let now = crate::pve::auth::unix_now();
+    Ok(json!({"time": now, "localtime": now, "timezone": "UTC"}).into())
+}

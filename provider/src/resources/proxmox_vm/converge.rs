@@ -13,6 +13,7 @@ use tfplugin::{AttributePath, Ctx, Diagnostic, Diagnostics, StateResponse, Updat
 
 use super::convert::{config_changes, data_disks, fill_unknowns, state_from_pve};
 use super::errors::{api_error, config_key_path};
+use super::orphan;
 use super::task::{TaskSlot, cancellable, pending_task, remaining, resume_task};
 use super::{ProxmoxVm, UPDATE_TIMEOUT, vmid_of};
 
@@ -86,6 +87,10 @@ impl ProxmoxVm {
                 })?;
             }
             Self::converge_power(&client, &at, vmid, started, deadline).await?;
+            // A VM kept after an interrupted create (untainted) still carries the marker.
+            orphan::clear(&client, &at, vmid).await.map_err(|e| {
+                api_error(format!("Cannot update the description of VM {vmid}"), &e)
+            })?;
             let mut diags = Diagnostics::new();
             if started {
                 Self::apply_pending(
@@ -189,28 +194,22 @@ impl ProxmoxVm {
                 }
             };
             if ch.allocates {
-                // Allocating volumes runs as a task (POST); wait for it.
-                let upid = client
-                    .update_config(
+                // Allocating volumes runs as a task (POST); wait for it. A lost answer is
+                // settled by the task or the config, never by sending it twice.
+                let what = format!("config change of VM {vmid}");
+                let r = client
+                    .update_config_and_wait(
                         node,
                         vmid,
                         ch.set.clone(),
                         &delete,
                         current.digest.as_deref(),
+                        remaining(deadline),
+                        &tasks.observer(&what),
                     )
-                    .await
-                    .map_err(config_err)?;
-                if let Some(upid) = upid {
-                    tasks
-                        .wait(
-                            client,
-                            &upid,
-                            &format!("config change of VM {vmid}"),
-                            remaining(deadline),
-                        )
-                        .await
-                        .map_err(config_err)?;
-                }
+                    .await;
+                tasks.settle(&r);
+                r.map_err(config_err)?;
             } else {
                 client
                     .update_config_sync(
@@ -239,22 +238,25 @@ impl ProxmoxVm {
                     continue;
                 }
                 tracing::info!(vmid, slot = %slot, gb, "growing disk");
-                let size = format!("{gb}G");
-                tasks
-                    .run(
-                        client,
-                        &format!("resize of disk {slot} of VM {vmid}"),
+                let what = format!("resize of disk {slot} of VM {vmid}");
+                let r = client
+                    .resize_and_wait(
+                        node,
+                        vmid,
+                        slot,
+                        *gb,
                         remaining(deadline),
-                        || client.resize_disk(node, vmid, slot, &size),
+                        &tasks.observer(&what),
                     )
-                    .await
-                    .map_err(|e| {
-                        api_error(format!("Cannot grow disk {slot} of VM {vmid}"), &e).at(
-                            AttributePath::attr("disk")
-                                .push_key(slot.as_str())
-                                .push_attr("size_gb"),
-                        )
-                    })?;
+                    .await;
+                tasks.settle(&r);
+                r.map_err(|e| {
+                    api_error(format!("Cannot grow disk {slot} of VM {vmid}"), &e).at(
+                        AttributePath::attr("disk")
+                            .push_key(slot.as_str())
+                            .push_attr("size_gb"),
+                    )
+                })?;
             }
         }
         Ok(changed)
@@ -342,15 +344,20 @@ impl ProxmoxVm {
             false
         };
         tracing::info!(vmid, from, to, running, local_disks, "migrating VM");
-        tasks
-            .run(
-                client,
-                &format!("migration of VM {vmid} to node {to}"),
+        let what = format!("migration of VM {vmid} to node {to}");
+        let r = client
+            .migrate_traced(
+                from,
+                vmid,
+                to,
+                running,
+                local_disks,
                 remaining(deadline),
-                || client.migrate_vm(from, vmid, to, running, local_disks),
+                &tasks.observer(&what),
             )
-            .await
-            .map_err(|e| fail(&e))?;
+            .await;
+        tasks.settle(&r);
+        r.map_err(|e| fail(&e))?;
         client.invalidate_vm_resources().await;
         Ok(())
     }

@@ -11,6 +11,7 @@ use tfplugin::{AttributePath, CreateRequest, Ctx, Diagnostic, Diagnostics, State
 
 use super::convert::{config_changes, null_unknowns};
 use super::errors::{api_error, clone_error, config_key_path};
+use super::orphan;
 use super::task::{TaskSlot, cancellable, remaining};
 use super::{CREATE_TIMEOUT, ProxmoxVm, vmid_of};
 
@@ -31,10 +32,45 @@ impl ProxmoxVm {
         };
         let wanted = vmid_of(&planned);
         let slot = TaskSlot::default();
-        let made = if planned.attr("clone").is_null() {
-            Self::create_from_image(&client, &slot, &planned, &node, wanted, deadline).await
+        // The VM carries the marker until the create has finished (see `orphan`).
+        let token = orphan::token(&planned, &node);
+        let marked = orphan::marked(planned.attr("description").as_str(), &token);
+        let clone = planned.attr("clone");
+        let origin = if clone.is_null() {
+            orphan::Origin {
+                kind: "qmcreate",
+                node: &node,
+                id: wanted.map(|v| v.to_string()),
+            }
         } else {
-            Self::create_by_clone(&client, &slot, &planned, &node, wanted, deadline).await
+            orphan::Origin {
+                kind: "qmclone",
+                node: clone.attr("source_node").as_str().unwrap_or(&node),
+                id: clone.attr("source_vm_id").as_i64().map(|v| v.to_string()),
+            }
+        };
+        let adopted = match orphan::find(&client, &planned, &token, &origin, deadline).await {
+            Ok(a) => a,
+            Err(e) => {
+                return StateResponse::error(api_error(
+                    "Cannot look for a VM an interrupted create left behind",
+                    &e,
+                ));
+            }
+        };
+        let made = match adopted {
+            Some(vmid) => {
+                slot.set_vmid(vmid);
+                Ok(vmid)
+            }
+            None if clone.is_null() => {
+                Self::create_from_image(&client, &slot, &planned, &node, wanted, &marked, deadline)
+                    .await
+            }
+            None => {
+                Self::create_by_clone(&client, &slot, &planned, &node, wanted, &marked, deadline)
+                    .await
+            }
         };
         let vmid = match made {
             Ok(v) => v,
@@ -66,23 +102,32 @@ impl ProxmoxVm {
         known.set_attr("vm_id", Value::int(i64::from(vmid)));
         known.set_attr("id", Value::from(format!("{node}/{vmid}")));
         let started = planned.attr("started").as_bool().unwrap_or(true);
+        let mut marked_plan = known.clone();
+        marked_plan.set_attr("description", Value::from(marked));
         let steps = async {
             // After a clone, everything; after a create from an image, what is left (growing
-            // the imported disk).
+            // the imported disk). The marker stays until the end.
             let prior = if known.attr("clone").is_null() {
-                known.clone()
+                marked_plan.clone()
             } else {
                 Value::Null
             };
-            Self::apply_config(&client, &slot, &node, vmid, &known, &prior, deadline).await?;
+            Self::apply_config(&client, &slot, &node, vmid, &marked_plan, &prior, deadline).await?;
             Self::converge_power(&client, &node, vmid, started, deadline).await?;
             let ipv4 = Self::wait_agent_ipv4(&client, &known, &node, vmid, started).await;
+            orphan::clear(&client, &node, vmid).await.map_err(|e| {
+                api_error(format!("Cannot finish the description of VM {vmid}"), &e)
+            })?;
             self.applied_state(&client, &known, &node, vmid, ipv4).await
         };
         match cancellable(ctx, "configuring the new VM", steps).await {
             Ok(state) => StateResponse::ok(state),
             Err(d) => {
                 // Save what exists: a fresh read where possible, else the plan with nulls.
+                // Terraform keeps it now: no longer an orphan for a later create to adopt.
+                if let Err(e) = orphan::clear(&client, &node, vmid).await {
+                    tracing::warn!(vmid, error = %e, "cannot remove the unfinished-create marker");
+                }
                 let mut partial = known.clone();
                 partial.set_attr("status", Value::Unknown);
                 let state = match self
@@ -113,6 +158,7 @@ impl ProxmoxVm {
         planned: &Value,
         node: &str,
         wanted: Option<u32>,
+        description: &str,
         deadline: Instant,
     ) -> Result<u32, Diagnostic> {
         let clone = planned.attr("clone");
@@ -136,7 +182,7 @@ impl ProxmoxVm {
             source_node,
             source_vmid,
             name: planned.attr("name").as_str().map(str::to_owned),
-            description: None,
+            description: Some(description.to_owned()),
             full: clone.attr("full").as_bool(),
             storage: clone.attr("storage").as_str().map(str::to_owned),
             pool: planned.attr("pool").as_str().map(str::to_owned),
@@ -152,14 +198,15 @@ impl ProxmoxVm {
         let spec_ref = &spec;
         let clone = |vmid: u32| async move {
             slot.set_vmid(vmid);
-            slot.run(
-                client,
-                &format!("clone of VM {source_vmid} to {vmid}"),
-                remaining(deadline),
-                || client.clone_vm(spec_ref, vmid),
-            )
-            .await
-            .map(|_| vmid)
+            client.claim_vm(vmid);
+            let what = format!("clone of VM {source_vmid} to {vmid}");
+            // A lost answer is settled by finding the clone task or the VM, never by cloning
+            // twice.
+            let r = client
+                .clone_traced(spec_ref, vmid, remaining(deadline), &slot.observer(&what))
+                .await;
+            slot.settle(&r);
+            r.map(|_| vmid)
         };
         let r = match wanted {
             Some(vmid) => clone(vmid).await,
@@ -175,9 +222,10 @@ impl ProxmoxVm {
         planned: &Value,
         node: &str,
         wanted: Option<u32>,
+        description: &str,
         deadline: Instant,
     ) -> Result<u32, Diagnostic> {
-        let ch = config_changes(planned, &Value::Null, &Default::default());
+        let mut ch = config_changes(planned, &Value::Null, &Default::default());
         let boot = planned
             .attr("disk")
             .as_map()
@@ -195,8 +243,10 @@ impl ProxmoxVm {
             Some(cd) if from_iso => format!("order={cd};{boot}"),
             _ => format!("order={boot}"),
         };
+        ch.set.0.retain(|(k, _)| k != "description");
         let params = ch
             .set
+            .set("description", description)
             .set("boot", order)
             .opt("pool", planned.attr("pool").as_str());
         let storage = planned
@@ -210,14 +260,19 @@ impl ProxmoxVm {
             let params = params.clone();
             async move {
                 slot.set_vmid(vmid);
-                slot.run(
-                    client,
-                    &format!("creation of VM {vmid}"),
-                    remaining(deadline),
-                    || client.create_vm(node, vmid, params.clone()),
-                )
-                .await
-                .map(|_| vmid)
+                client.claim_vm(vmid);
+                let what = format!("creation of VM {vmid}");
+                let r = client
+                    .create_traced(
+                        node,
+                        vmid,
+                        &params,
+                        remaining(deadline),
+                        &slot.observer(&what),
+                    )
+                    .await;
+                slot.settle(&r);
+                r.map(|_| vmid)
             }
         };
         let r = match wanted {

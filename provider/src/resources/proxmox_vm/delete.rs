@@ -55,18 +55,17 @@ impl ProxmoxVm {
                 gone_ok(Self::power_off(&client, &node, vmid, deadline).await)
                     .map_err(|e| api_error(format!("Cannot stop VM {vmid}"), &e))?;
             }
-            gone_ok(
-                client
-                    .run_task(
-                        &format!("deletion of VM {vmid}"),
-                        remaining(deadline),
-                        || client.delete_vm(&node, vmid, DeleteOptions::default()),
-                    )
-                    .await
-                    .map(|_| ()),
-            )
-            .map_err(|e| api_error(format!("Cannot delete VM {vmid}"), &e))?;
-            client.invalidate_vm_resources().await;
+            // Already gone, or gone after a lost answer, is success.
+            client
+                .delete_and_wait(
+                    &node,
+                    vmid,
+                    DeleteOptions::default(),
+                    remaining(deadline),
+                    &|_| {},
+                )
+                .await
+                .map_err(|e| api_error(format!("Cannot delete VM {vmid}"), &e))?;
             Ok(())
         };
         match cancellable(ctx, "deleting the VM", steps).await {

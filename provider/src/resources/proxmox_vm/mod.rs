@@ -2,8 +2,12 @@
 //! a disk image (`disk { import_from }`) or an ISO.
 //!
 //! - [`schema`]: attributes; [`convert`]: PVE config ⇄ Terraform value.
+//! - [`validate`]: slot names, MACs and tags as Proxmox VE keeps them; [`live`]: at plan,
+//!   the node, storages, volumes, pool and bridges a create or change needs exist.
 //! - [`plan`]: exactly one boot source; disks never shrink, move or vanish silently (plan-time
 //!   errors naming the attribute).
+//! - [`orphan`]: a create marks its VM until it has finished; the next create adopts a
+//!   marked VM an interrupted one left instead of making a duplicate.
 //! - [`create`]: clone (limiter, lock retries, VM id races in the client) → config, or one
 //!   create call with the whole config → grow disks → start. As soon as the VM exists its state
 //!   goes back with any later error, so Terraform saves it (tainted).
@@ -21,10 +25,13 @@ mod convert;
 mod create;
 mod delete;
 mod errors;
+mod live;
+mod orphan;
 mod plan;
 mod power;
 mod schema;
 mod task;
+mod validate;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -116,8 +123,20 @@ impl Resource for ProxmoxVm {
         schema::schema()
     }
 
+    async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        validate::validate(config, diags);
+    }
+
     async fn modify_plan(&self, _ctx: &Ctx, req: &PlanRequest<'_>, resp: &mut PlanResponse) {
         plan::modify_plan(req, resp);
+        // Never on destroy: a VM can always be destroyed.
+        if resp.planned.is_null() || resp.diags.has_errors() {
+            return;
+        }
+        match self.client() {
+            Ok(c) => live::check(&c, req.config, req.prior, &mut resp.diags).await,
+            Err(d) => resp.diags.push(d),
+        }
     }
 
     async fn create(&self, ctx: &Ctx, req: CreateRequest) -> StateResponse {

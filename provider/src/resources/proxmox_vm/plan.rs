@@ -2,7 +2,7 @@
 //! CD-ROM and address rules (plan-time errors naming the attribute); then the values known
 //! before apply and the prior values of what the user leaves unset.
 
-use infraflux_proxmox::types::is_disk_key;
+use infraflux_proxmox::slots::{DISK_FAMILIES, check_slot};
 use tfplugin::framework::resource::{PlanRequest, PlanResponse};
 use tfplugin::{AttributePath, Diagnostic, Diagnostics, Value};
 
@@ -214,11 +214,11 @@ pub(super) fn check_disks(config: &Value, prior: &Value, creating: bool, diags: 
     };
     let at = |slot: &str, a: &str| AttributePath::attr("disk").push_key(slot).push_attr(a);
     for (slot, want) in cfg {
-        if !is_disk_key(slot) || slot.starts_with("efidisk") || slot.starts_with("tpmstate") {
+        if let Err(why) = check_slot(slot, DISK_FAMILIES) {
             diags.push(
                 Diagnostic::error(
                     "Invalid disk slot",
-                    format!("disk[\"{slot}\"]: a disk slot is scsi0…scsi30, virtio0…virtio15, sata0…sata5 or ide0…ide3 (ide2 holds the cloud-init drive). Rename the block."),
+                    format!("disk[\"{slot}\"]: {why} (ide2 holds the cloud-init drive). Rename the block."),
                 )
                 .at(AttributePath::attr("disk").push_key(slot.as_str())),
             );

@@ -26,9 +26,7 @@ impl ProxmoxVm {
         let running = status.status == "running";
         if started && !running {
             client
-                .run_task(&format!("start of VM {vmid}"), remaining(deadline), || {
-                    client.start_vm(node, vmid)
-                })
+                .start_and_wait(node, vmid, remaining(deadline), &|_| {})
                 .await
                 .map_err(|e| {
                     api_error(format!("Cannot start VM {vmid}"), &e)
@@ -72,9 +70,7 @@ impl ProxmoxVm {
             return Ok(());
         }
         client
-            .run_task(&format!("stop of VM {vmid}"), remaining(deadline), || {
-                client.stop_vm(node, vmid, true)
-            })
+            .stop_and_wait(node, vmid, remaining(deadline), &|_| {})
             .await
             .map(|_| ())
     }

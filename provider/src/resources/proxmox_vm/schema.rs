@@ -125,9 +125,10 @@ pub fn schema() -> Schema {
         )
         .attr(
             Attribute::string("mac")
+                .optional()
                 .computed()
                 .plan_modifier(use_state_for_unknown())
-                .description("MAC address Proxmox VE assigned (kept across updates)."),
+                .description("MAC address, in upper case as Proxmox VE stores it (`BC:24:11:0A:1B:2C`). Null: the one Proxmox VE assigns, kept across updates."),
         );
     let disk = Block::new()
         .description(

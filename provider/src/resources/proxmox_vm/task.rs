@@ -115,8 +115,14 @@ impl TaskSlot {
         r
     }
 
+    /// What a [`Client`] `*_traced`/`*_and_wait` verb calls with each task it waits for:
+    /// remembers it as pending until [`TaskSlot::settle`].
+    pub(super) fn observer<'a>(&'a self, what: &'a str) -> impl Fn(&Upid) + Send + Sync + 'a {
+        move |upid| self.set(upid, what)
+    }
+
     /// A task that ran to its end (success or failure) is no longer pending.
-    fn settle(&self, r: &Result<TaskStatus, Error>) {
+    pub(super) fn settle<T>(&self, r: &Result<T, Error>) {
         if matches!(r, Ok(_) | Err(Error::TaskFailed { .. })) {
             self.clear();
         }

@@ -316,7 +316,15 @@ pub fn state_from_pve(
         ("name", c.get_str("name").map_or(Value::Null, Value::from)),
         (
             "description",
-            c.get_str("description").map_or(Value::Null, Value::from),
+            // Never the unfinished-create marker: it is the provider's, not the user's.
+            match c.get_str("description") {
+                Some(d) => match super::super::orphan::unmarked(&d) {
+                    Some(kept) if kept.is_empty() => Value::Null,
+                    Some(kept) => Value::from(kept),
+                    None => Value::from(d),
+                },
+                None => Value::Null,
+            },
         ),
         ("tags", Value::Set(strings(c.tags()))),
         (

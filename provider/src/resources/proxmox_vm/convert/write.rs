@@ -148,6 +148,9 @@ pub fn config_changes(planned: &Value, prior: &Value, current: &VmConfig) -> Cha
         if let Some(f) = want.attr("firewall").as_bool() {
             net.firewall = Some(f);
         }
+        if let Some(m) = want.attr("mac").as_str() {
+            net.mac = Some(m.to_owned());
+        }
         if want.attr("mtu").is_wholly_known() {
             net.mtu = want
                 .attr("mtu")
