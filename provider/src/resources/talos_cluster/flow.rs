@@ -65,6 +65,7 @@ impl Run<'_> {
             request_timeout: self
                 .remaining()
                 .clamp(Duration::from_secs(1), Duration::from_secs(60)),
+            unreachable_limit: None,
         }
     }
 
@@ -222,6 +223,7 @@ impl Run<'_> {
         let opts = ClientOptions {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
+            unreachable_limit: None,
         };
         let Ok(auth) = TalosClient::authenticated(&m.address, self.creds, opts.clone()) else {
             return gone("unknown");
