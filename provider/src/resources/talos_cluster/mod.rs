@@ -39,7 +39,10 @@ use tfplugin::{
 use time::OffsetDateTime;
 
 use flow::{Observed, Run, fail};
-use spec::{Cluster, Machine, Parsed, default_installer};
+use schema::DEFAULT_BOOT_TIMEOUT;
+use spec::{Cluster, Machine, Parsed, default_installer, given_secrets};
+
+use super::terraform_run::demote_when_destroying;
 
 const CREATE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 const UPDATE_TIMEOUT: Duration = Duration::from_secs(60 * 60);
@@ -186,7 +189,7 @@ impl TalosCluster {
     ) -> Result<(), Diagnostic> {
         let config = cluster
             .render(m, secrets)
-            .map_err(|e| cluster.render_error(&e))?;
+            .map_err(|e| cluster.render_error(&[m], &e))?;
         run.apply(m, &config, cluster.apply_mode).await?;
         run.wait_running(m).await
     }
@@ -207,6 +210,7 @@ impl TalosCluster {
             ctx,
             deadline: Instant::now() + Duration::from_secs(20),
             creds,
+            boot_timeout: cluster.boot_timeout,
         };
         let changed = cluster.machines.iter().filter(|m| {
             let before = prior
@@ -223,7 +227,7 @@ impl TalosCluster {
         let previews = join_all(changed.map(|m| async move {
             let config = cluster
                 .render(m, secrets)
-                .map_err(|e| cluster.render_error(&e))?;
+                .map_err(|e| cluster.render_error(&[m], &e))?;
             Ok::<_, Diagnostic>((m, run.dry_run(m, &config, cluster.apply_mode).await))
         }))
         .await;
@@ -265,6 +269,98 @@ impl TalosCluster {
             out.insert(m.hostname.clone(), entry(m, &o.stage, version, etcd, hash));
         }
         Value::Map(out)
+    }
+
+    /// The plan: per machine the hash of the config it will run (from the secrets in state),
+    /// Talos's dry run for the machines whose config changes.
+    async fn plan(ctx: &Ctx, req: &PlanRequest<'_>, resp: &mut PlanResponse) {
+        if resp.planned.is_null() {
+            return; // destroy
+        }
+        if let Some(name) = req.config.attr("name").as_str() {
+            resp.planned.set_attr("id", Value::from(name));
+        }
+        let cluster = match Cluster::from_config(req.config) {
+            Parsed::Known(c) => c,
+            Parsed::Invalid(d) => {
+                resp.diags.extend(d);
+                return;
+            }
+            Parsed::Unknown => return,
+        };
+        let planned = &mut resp.planned;
+        let prior = req.prior;
+        let version = || Value::from(cluster.talos_version_text.as_str());
+        if prior.is_null() {
+            let nodes = cluster
+                .machines
+                .iter()
+                .map(|m| {
+                    let etcd = match m.role {
+                        Role::ControlPlane => Value::Unknown,
+                        Role::Worker => Value::Null,
+                    };
+                    (
+                        m.hostname.clone(),
+                        entry(m, "running", version(), etcd, Value::Unknown),
+                    )
+                })
+                .collect();
+            planned.set_attr("nodes", Value::Map(nodes));
+            return;
+        }
+        if let Some(d) = secrets_changed(planned, prior) {
+            resp.diags.push(d);
+            return;
+        }
+        let secrets = match secrets_of(prior) {
+            Ok(s) => s,
+            Err(d) => {
+                resp.diags.push(d);
+                return;
+            }
+        };
+        let configs = match cluster.render_all(&secrets) {
+            Ok(c) => c,
+            Err(d) => {
+                resp.diags.extend(d);
+                return;
+            }
+        };
+        let mut nodes = BTreeMap::new();
+        for m in &cluster.machines {
+            let hash = opt(configs.get(&m.hostname).and_then(|c| config_hash(c)));
+            let before = prior
+                .attr("nodes")
+                .as_map()
+                .and_then(|n| n.get(&m.hostname));
+            let etcd = match (m.role, before.map(|b| b.attr("etcd_member_id"))) {
+                (Role::Worker, _) => Value::Null,
+                (Role::ControlPlane, Some(Value::String(id))) => Value::from(id.as_str()),
+                (Role::ControlPlane, _) => Value::Unknown,
+            };
+            nodes.insert(
+                m.hostname.clone(),
+                entry(m, "running", version(), etcd, hash),
+            );
+        }
+        planned.set_attr("nodes", Value::Map(nodes.clone()));
+        if let Ok(creds) = creds_of(prior) {
+            planned.set_attr("talosconfig", talosconfig_value(&cluster, &creds));
+            Self::preview(
+                ctx,
+                &cluster,
+                &secrets,
+                &creds,
+                prior,
+                &nodes,
+                &mut resp.diags,
+            )
+            .await;
+        }
+        if planned.attr("endpoint") != prior.attr("endpoint") {
+            planned.set_attr("kubeconfig", Value::Unknown);
+        }
     }
 
     /// Bootstrap (once), kubeconfig, health, and the final `nodes`.
@@ -331,94 +427,15 @@ impl Resource for TalosCluster {
     }
 
     async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        if let Parsed::Invalid(d) = Cluster::from_config(config) {
+        if let Parsed::Invalid(mut d) = Cluster::from_config(config) {
+            demote_when_destroying(&mut d);
             diags.extend(d);
         }
     }
 
     async fn modify_plan(&self, ctx: &Ctx, req: &PlanRequest<'_>, resp: &mut PlanResponse) {
-        if resp.planned.is_null() {
-            return; // destroy
-        }
-        if let Some(name) = req.config.attr("name").as_str() {
-            resp.planned.set_attr("id", Value::from(name));
-        }
-        let cluster = match Cluster::from_config(req.config) {
-            Parsed::Known(c) => c,
-            Parsed::Invalid(d) => {
-                resp.diags.extend(d);
-                return;
-            }
-            Parsed::Unknown => return,
-        };
-        let planned = &mut resp.planned;
-        let prior = req.prior;
-        let version = || Value::from(cluster.talos_version_text.as_str());
-        if prior.is_null() {
-            let nodes = cluster
-                .machines
-                .iter()
-                .map(|m| {
-                    let etcd = match m.role {
-                        Role::ControlPlane => Value::Unknown,
-                        Role::Worker => Value::Null,
-                    };
-                    (
-                        m.hostname.clone(),
-                        entry(m, "running", version(), etcd, Value::Unknown),
-                    )
-                })
-                .collect();
-            planned.set_attr("nodes", Value::Map(nodes));
-            return;
-        }
-        let secrets = match secrets_of(prior) {
-            Ok(s) => s,
-            Err(d) => {
-                resp.diags.push(d);
-                return;
-            }
-        };
-        let mut nodes = BTreeMap::new();
-        for m in &cluster.machines {
-            let hash = match cluster.render(m, &secrets) {
-                Ok(c) => opt(config_hash(&c)),
-                Err(e) => {
-                    resp.diags.push(cluster.render_error(&e));
-                    return;
-                }
-            };
-            let before = prior
-                .attr("nodes")
-                .as_map()
-                .and_then(|n| n.get(&m.hostname));
-            let etcd = match (m.role, before.map(|b| b.attr("etcd_member_id"))) {
-                (Role::Worker, _) => Value::Null,
-                (Role::ControlPlane, Some(Value::String(id))) => Value::from(id.as_str()),
-                (Role::ControlPlane, _) => Value::Unknown,
-            };
-            nodes.insert(
-                m.hostname.clone(),
-                entry(m, "running", version(), etcd, hash),
-            );
-        }
-        planned.set_attr("nodes", Value::Map(nodes.clone()));
-        if let Ok(creds) = creds_of(prior) {
-            planned.set_attr("talosconfig", talosconfig_value(&cluster, &creds));
-            Self::preview(
-                ctx,
-                &cluster,
-                &secrets,
-                &creds,
-                prior,
-                &nodes,
-                &mut resp.diags,
-            )
-            .await;
-        }
-        if planned.attr("endpoint") != prior.attr("endpoint") {
-            planned.set_attr("kubeconfig", Value::Unknown);
-        }
+        Self::plan(ctx, req, resp).await;
+        demote_when_destroying(&mut resp.diags);
     }
 
     async fn create(&self, ctx: &Ctx, req: CreateRequest) -> StateResponse {
@@ -438,21 +455,18 @@ impl Resource for TalosCluster {
             }
         };
         let deadline = Instant::now() + timeout(&req.planned, "create", CREATE_TIMEOUT);
-        let secrets = match req.config.attr("machine_secrets_wo").as_str() {
-            Some(text) => match MachineSecrets::from_json(text) {
-                Ok(s) => s,
-                Err(e) => {
-                    return StateResponse::error(
-                        Diagnostic::error(
-                            "Invalid machine_secrets_wo",
-                            format!(
-                                "{e}. Give the `machine_secrets` JSON of the cluster to adopt."
-                            ),
-                        )
-                        .at(AttributePath::attr("machine_secrets_wo")),
-                    );
-                }
-            },
+        // Given secrets (machine_secrets from infraflux_talos_machine_secrets, or adopted with
+        // machine_secrets_wo) are already safe elsewhere; generated ones exist only in this
+        // call until it returns.
+        let mut invalid = Diagnostics::new();
+        let secrets = match given_secrets(&req.config, &mut invalid) {
+            Some(s) => s,
+            None if invalid.has_errors() => {
+                return StateResponse {
+                    diags: invalid,
+                    ..Default::default()
+                };
+            }
             None => match tokio::task::spawn_blocking(MachineSecrets::generate).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
@@ -485,7 +499,10 @@ impl Resource for TalosCluster {
                 "This is a provider bug; please report it.",
             ));
         };
-        state.set_attr("machine_secrets", Value::from(secrets_json));
+        // Given as machine_secrets: the state keeps the text as planned.
+        if req.config.attr("machine_secrets").is_null() {
+            state.set_attr("machine_secrets", Value::from(secrets_json));
+        }
         state.set_attr("client_configuration", creds_value(&creds));
         state.set_attr("kubernetes_ca_fingerprint", ca_fingerprint(&secrets));
         state.set_attr("talosconfig", talosconfig_value(&cluster, &creds));
@@ -495,6 +512,7 @@ impl Resource for TalosCluster {
             ctx,
             deadline,
             creds: &creds,
+            boot_timeout: cluster.boot_timeout,
         };
         let mut diags = each(cluster.machines.iter(), |m| {
             Self::converge(&run, &cluster, &secrets, m)
@@ -521,14 +539,25 @@ impl Resource for TalosCluster {
     }
 
     async fn read(&self, ctx: &Ctx, req: ReadRequest) -> StateResponse {
+        // A refresh that fails blocks every plan and destroy: without credentials the state
+        // stays as it was, with a warning.
         let creds = match creds_of(&req.state) {
             Ok(c) => c,
-            Err(d) => return StateResponse::error(d),
+            Err(mut d) => {
+                d.severity = tfplugin::diag::Severity::Warning;
+                d.summary = format!("{} (the machines were not read)", d.summary);
+                return StateResponse {
+                    state: req.state,
+                    private: req.private,
+                    diags: d.into(),
+                };
+            }
         };
         let run = Run {
             ctx,
             deadline: Instant::now() + Duration::from_secs(30),
             creds: &creds,
+            boot_timeout: DEFAULT_BOOT_TIMEOUT,
         };
         let machines = state_machines(&req.state);
         let mut state = req.state.clone();
@@ -578,6 +607,7 @@ impl Resource for TalosCluster {
             ctx,
             deadline,
             creds: &creds,
+            boot_timeout: cluster.boot_timeout,
         };
         let mut private = req.private.clone();
         // What is applied is known from the prior state; the planned values are the goal.
@@ -715,14 +745,31 @@ impl Resource for TalosCluster {
         if !reset && !incomplete {
             return Diagnostics::new();
         }
+        // Destroy must always be possible: what cannot be reset is said, not refused.
         let creds = match creds_of(&req.prior) {
             Ok(c) => c,
-            Err(d) => return d.into(),
+            Err(d) => {
+                return Diagnostic::warning(
+                    "Talos cluster forgotten without resetting its machines",
+                    format!(
+                        "{} The machines were left as they are; reset them by hand if they \
+                         should go back to maintenance mode.",
+                        d.detail
+                    ),
+                )
+                .into();
+            }
         };
         let run = Run {
             ctx,
             deadline: Instant::now() + timeout(&req.prior, "delete", DELETE_TIMEOUT),
             creds: &creds,
+            boot_timeout: req
+                .prior
+                .attr("boot_timeout")
+                .as_str()
+                .and_then(|t| tfplugin::framework::timeouts::parse_duration(t).ok())
+                .unwrap_or(DEFAULT_BOOT_TIMEOUT),
         };
         let wipe = match od.attr("wipe_mode").as_str() {
             Some("system_disk") => WipeMode::SystemDisk,
@@ -731,7 +778,22 @@ impl Resource for TalosCluster {
         };
         // A cluster that never became whole has nothing to leave gracefully.
         let graceful = !incomplete && od.attr("graceful").as_bool() != Some(false);
-        let machines = state_machines(&req.prior);
+        let mut diags = Diagnostics::new();
+        // An address no client can use (state written by an older provider, or edited) is
+        // skipped with a warning rather than failing the destroy.
+        let (machines, unusable): (Vec<Machine>, Vec<Machine>) = state_machines(&req.prior)
+            .into_iter()
+            .partition(|m| run.authenticated(m).is_ok());
+        for m in unusable {
+            diags.push(Diagnostic::warning(
+                format!("Talos machine {} not reset", m.hostname),
+                format!(
+                    "Its address in state, {:?}, cannot be used to reach it; it was left as it \
+                     is. Reset it by hand if it should go back to maintenance mode.",
+                    m.address
+                ),
+            ));
+        }
         let opts = ResetOptions {
             graceful,
             reboot: true,
@@ -740,10 +802,12 @@ impl Resource for TalosCluster {
         let (workers, cps): (Vec<&Machine>, Vec<&Machine>) =
             machines.iter().partition(|m| m.role == Role::Worker);
         let run = &run;
-        let mut diags = each(workers.into_iter(), |m| async move {
-            run.reset(m, opts).await.map(|_| ())
-        })
-        .await;
+        diags.extend(
+            each(workers.into_iter(), |m| async move {
+                run.reset(m, opts).await.map(|_| ())
+            })
+            .await,
+        );
         // Control planes one by one: each graceful leave needs the others' quorum.
         for m in cps {
             if let Err(d) = run.reset(m, opts).await {
@@ -761,6 +825,29 @@ impl Resource for TalosCluster {
              \"Adopting an existing Talos cluster\").",
         ))
     }
+}
+
+/// An error when the configuration gives other secrets than the cluster has: its machines run
+/// with the old ones, which cannot be swapped in place.
+fn secrets_changed(planned: &Value, prior: &Value) -> Option<Diagnostic> {
+    let (Some(now), Some(before)) = (
+        planned.attr("machine_secrets").as_str(),
+        prior.attr("machine_secrets").as_str(),
+    ) else {
+        return None;
+    };
+    (now != before).then(|| {
+        Diagnostic::error(
+            "machine_secrets cannot change",
+            "The configuration gives other machine secrets than this cluster was created with, \
+             and its machines run with those: they cannot be swapped in place. If the \
+             infraflux_talos_machine_secrets resource was replaced or recreated by mistake, \
+             restore it: terraform import it from a file holding this cluster's machine_secrets \
+             (terraform output of the old value, or a state backup). To build a new cluster with \
+             new secrets instead, destroy this one first.",
+        )
+        .at(AttributePath::attr("machine_secrets"))
+    })
 }
 
 /// An error when every control plane the cluster had is back in maintenance mode (as Read saw
