@@ -726,3 +726,81 @@ resource "infraflux_talos_cluster" "this" {{
         lab.assert_only_templates_left();
     }
 );
+
+both_terraforms!(
+    machine_secrets_never_regenerate_and_import_from_a_file,
+    |tf: &Tf| {
+        let w = Work::new(tf);
+        let hcl = |version: &str| {
+            format!(
+                "terraform {{\n  required_providers {{\n    infraflux = {{ source = \"infraflux/infraflux\" }}\n  }}\n}}\n\nresource \"infraflux_talos_machine_secrets\" \"this\" {{\n  talos_version = \"{version}\"\n}}\n"
+            )
+        };
+        w.config(&hcl("v1.13.9"));
+        w.init();
+        w.apply();
+        let first = w.resource("infraflux_talos_machine_secrets.this");
+        let secrets = first["machine_secrets"]
+            .as_str()
+            .expect("secrets")
+            .to_owned();
+        assert!(secrets.contains("os_ca"), "{first:#}");
+        assert!(
+            first["client_configuration"]["crt"]
+                .as_str()
+                .is_some_and(|c| c.contains("CERTIFICATE"))
+        );
+        w.assert_plan_empty();
+
+        // Another Talos version changes in place; the secrets stay.
+        w.config(&hcl("v1.14.0"));
+        w.apply();
+        let r = w.resource("infraflux_talos_machine_secrets.this");
+        assert_eq!(r["machine_secrets"], secrets.as_str());
+        assert_eq!(r["id"], first["id"]);
+
+        // Lost from state (or moved to another state): imported from a file, the same secrets.
+        w.ok(&["state", "rm", "infraflux_talos_machine_secrets.this"]);
+        w.write("secrets.json", &secrets);
+        let file = w.path().join("secrets.json");
+        let out = w.ok(&[
+            "import",
+            "-no-color",
+            "-input=false",
+            "infraflux_talos_machine_secrets.this",
+            file.to_str().unwrap_or_default(),
+        ]);
+        assert!(
+            !out.all().contains("BEGIN"),
+            "no secret printed:\n{}",
+            out.all()
+        );
+        let r = w.resource("infraflux_talos_machine_secrets.this");
+        assert_eq!(r["machine_secrets"], secrets.as_str());
+        assert_eq!(r["id"], first["id"]);
+        // Only talos_version (not known to an import) is planned.
+        w.apply();
+        assert_eq!(
+            w.resource("infraflux_talos_machine_secrets.this")["machine_secrets"],
+            secrets.as_str()
+        );
+        w.assert_plan_empty();
+
+        // A file that is not the secrets is refused, naming the file.
+        w.ok(&["state", "rm", "infraflux_talos_machine_secrets.this"]);
+        w.write("bad.json", "{\"os_ca\": 1}");
+        let bad = w.path().join("bad.json");
+        let out = w.fails(&[
+            "import",
+            "-no-color",
+            "-input=false",
+            "infraflux_talos_machine_secrets.this",
+            bad.to_str().unwrap_or_default(),
+        ]);
+        assert!(
+            out.text().contains("Invalid machine secrets to import"),
+            "{}",
+            out.text()
+        );
+    }
+);
