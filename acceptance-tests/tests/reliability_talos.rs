@@ -716,10 +716,21 @@ resource "infraflux_talos_cluster" "this" {{
             "{}",
             out.text()
         );
+        // An address no client can use in state (written by an older provider, or edited)
+        // is skipped with a warning.
+        let state = w
+            .raw_state()
+            .replace(&format!("\"{}\"", ip(99)), "\"bad address!\"");
+        w.write("terraform.tfstate", &state);
         let out = w.ok(&["destroy", "-auto-approve", "-no-color", "-input=false"]);
         assert!(
             out.text().contains("ignored: this run destroys"),
             "the refusal is said as a warning:\n{}",
+            out.text()
+        );
+        assert!(
+            out.text().contains("Talos machine worker-1 not reset"),
+            "{}",
             out.text()
         );
         assert!(w.state_addresses().is_empty(), "{:?}", w.state_addresses());

@@ -12,8 +12,9 @@ pub const WIPE_MODES: &[&str] = &["all", "system_disk", "user_disks"];
 pub const DEFAULT_INSTALL_DISK: &str = "/dev/sda";
 pub const DEFAULT_VIP_LINK: &str = "eth0";
 /// How long a machine may not answer at all (refused, no route) before the apply gives up on
-/// it: longer than a VM takes to boot Talos (about a minute) or a server to POST and boot.
-pub const DEFAULT_BOOT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// it: longer than a VM takes to reboot into Talos (well under a minute); servers with a slow
+/// POST set `boot_timeout`.
+pub const DEFAULT_BOOT_TIMEOUT: Duration = Duration::from_secs(2 * 60);
 
 /// The type of one `nodes` entry.
 pub fn node_state_type() -> Type {
@@ -191,7 +192,7 @@ pub fn schema() -> Schema {
                     .description(
                         "How long a machine may not answer at all (connection refused, no route) \
                          before the apply gives up on it, naming it: longer than your machines \
-                         take to boot. Default `5m`.",
+                         take to boot. Default `2m`.",
                     ),
             )
             .attr(
