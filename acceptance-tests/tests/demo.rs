@@ -166,6 +166,7 @@ fn demo_again_after_ctrl_c_without_demo_down_starts_clean() {
         text.contains("held state from a lab that is no longer running"),
         "{text}"
     );
-    assert!(text.contains("Resources: 6 added, 0 changed"), "{text}");
+    // 5 VMs, the machine secrets and the cluster.
+    assert!(text.contains("Resources: 7 added, 0 changed"), "{text}");
     assert_applied(&text, &demo.nodes());
 }

@@ -11,6 +11,7 @@ use std::net::IpAddr;
 
 use serde_json::{Value, json};
 
+use crate::checks;
 use crate::patch::{Patch, PatchError, PatchSource, json_to_yaml};
 use crate::pem::b64;
 use crate::secrets::MachineSecrets;
@@ -140,41 +141,32 @@ pub struct NodeSpec {
 }
 
 fn check(cluster: &ClusterSpec, node: &NodeSpec) -> Result<String, RenderError> {
-    if cluster.name.is_empty() {
-        return Err(invalid("name", "must not be empty"));
-    }
-    let rest = cluster
-        .endpoint
-        .strip_prefix("https://")
-        .ok_or_else(|| invalid("endpoint", "must start with https://"))?;
-    let host_port = rest.trim_end_matches('/');
-    if host_port.is_empty() || host_port.contains('/') || !host_port.contains(':') {
-        return Err(invalid(
-            "endpoint",
-            "must be https://HOST:PORT, e.g. https://10.0.0.10:6443",
-        ));
-    }
+    checks::cluster_name(&cluster.name).map_err(|e| invalid("name", e))?;
+    checks::endpoint(&cluster.endpoint).map_err(|e| invalid("endpoint", e))?;
+    checks::kubernetes_version(&cluster.kubernetes_version)
+        .map_err(|e| invalid("kubernetes_version", e))?;
     let k8s = cluster
         .kubernetes_version
         .strip_prefix('v')
         .unwrap_or(&cluster.kubernetes_version);
-    if k8s.is_empty()
-        || !k8s
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || ".-+".contains(c))
-    {
-        return Err(invalid("kubernetes_version", "must look like 1.34.1"));
+    if !checks::dns_label(&node.hostname) {
+        return Err(invalid(
+            "hostname",
+            format!(
+                "{:?} is not a hostname: use 1 to 63 lowercase letters, digits and '-'",
+                node.hostname
+            ),
+        ));
     }
-    if node.hostname.is_empty() {
-        return Err(invalid("hostname", "must not be empty"));
+    checks::install_disk(&cluster.install_disk).map_err(|e| invalid("install.disk", e))?;
+    if let Some(d) = &node.install_disk {
+        checks::install_disk(d).map_err(|e| invalid("install_disk", e))?;
     }
     if cluster.install_image.is_empty() {
         return Err(invalid("install.image", "must not be empty"));
     }
-    if let Some(vip) = &cluster.vip
-        && vip.link.is_empty()
-    {
-        return Err(invalid("vip.link", "must not be empty"));
+    if let Some(vip) = &cluster.vip {
+        checks::interface_name(&vip.link).map_err(|e| invalid("vip.link", e))?;
     }
     Ok(format!("v{k8s}"))
 }
@@ -450,6 +442,10 @@ pub fn render_documents(
         vec![v1alpha1_legacy(cluster, node, secrets, &k8s)]
     };
     docs.extend(network_documents(cluster, node));
+    let machine_type = match node.role {
+        Role::ControlPlane => "controlplane",
+        Role::Worker => "worker",
+    };
     let sources = cluster
         .config_patches
         .iter()
@@ -464,8 +460,14 @@ pub fn render_documents(
                 p,
             )
         }));
+    // Checked after every patch, so a field a patch breaks is blamed on that patch.
     for (source, text) in sources {
         Patch::parse(text, &source)?.apply(&mut docs, &source)?;
+        checks::documents(&docs, machine_type).map_err(|p| PatchError {
+            patch: source.clone(),
+            path: p.path,
+            problem: p.problem,
+        })?;
     }
     Ok(docs)
 }

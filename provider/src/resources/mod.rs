@@ -2,6 +2,8 @@
 
 mod proxmox_vm;
 mod talos_cluster;
+mod talos_machine_secrets;
+mod terraform_run;
 
 use std::sync::Arc;
 
@@ -14,5 +16,6 @@ pub fn all(shared: &Arc<Shared>) -> Vec<Arc<dyn Resource>> {
     vec![
         Arc::new(proxmox_vm::ProxmoxVm::new(shared.clone())),
         Arc::new(talos_cluster::TalosCluster),
+        Arc::new(talos_machine_secrets::TalosMachineSecrets),
     ]
 }

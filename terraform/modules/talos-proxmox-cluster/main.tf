@@ -55,12 +55,19 @@ resource "infraflux_proxmox_vm" "machine" {
   }
 }
 
-# The cluster: machine secrets, configs, install, bootstrap, health and credentials.
+# The cluster's PKI and tokens, in state before any machine receives a config: a crash
+# during install or bootstrap cannot lose them.
+resource "infraflux_talos_machine_secrets" "this" {
+  talos_version = var.talos_version
+}
+
+# The cluster: configs, install, bootstrap, health and credentials.
 resource "infraflux_talos_cluster" "this" {
   name               = var.cluster_name
   endpoint           = local.endpoint
   talos_version      = var.talos_version
   kubernetes_version = var.kubernetes_version
+  machine_secrets    = infraflux_talos_machine_secrets.this.machine_secrets
   cni                = var.cni
   config_patches     = var.config_patches
 

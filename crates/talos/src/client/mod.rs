@@ -54,6 +54,10 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// One RPC, connection included.
     pub request_timeout: Duration,
+    /// How long [`TalosClient::wait_for_stage`] keeps waiting while nothing answers at all
+    /// (refused, no route, connect timeouts) before giving up early; `None`: until its timeout.
+    /// A machine that reboots stops answering only for as long as it takes to boot.
+    pub unreachable_limit: Option<Duration>,
 }
 
 impl Default for ClientOptions {
@@ -61,6 +65,7 @@ impl Default for ClientOptions {
         Self {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
+            unreachable_limit: None,
         }
     }
 }
@@ -344,6 +349,9 @@ impl TalosClient {
     /// Polls [`Self::machine_status`] until the node reports `stage` (and, with `ready`, is
     /// ready), tolerating a node that is rebooting (connection refused or reset, handshake
     /// failures while it still serves the other API face). Backoff 250 ms doubling to 5 s.
+    /// Logs at INFO what it waits for and what it saw, once per change of what it sees. Gives
+    /// up early with [`TalosError::Unreachable`] when nothing answered for
+    /// [`ClientOptions::unreachable_limit`].
     pub async fn wait_for_stage(
         &self,
         stage: Stage,
@@ -355,25 +363,39 @@ impl TalosClient {
         let deadline = start + timeout;
         let mut delay = Duration::from_millis(250);
         let mut last = String::from("nothing yet");
-        let mut unreachable: Option<String> = None;
+        let mut logged = String::new();
+        // Since when nothing answers, and why.
+        let mut unreachable: Option<(Instant, String)> = None;
+        let want = if ready {
+            format!("{stage} (ready)")
+        } else {
+            stage.to_string()
+        };
+        let node = self.node_label();
         tokio::pin!(cancel);
         loop {
             let attempt = tokio::time::timeout_at(deadline.into(), self.machine_status());
             let res = tokio::select! {
                 r = attempt => r.ok(),
                 () = &mut cancel => {
-                    return Err(TalosError::Cancelled { node: self.node_label(), phase: "waiting for stage" });
+                    return Err(TalosError::Cancelled { node, phase: "waiting for stage" });
                 }
             };
             match res {
-                Some(Ok(st)) if st.stage == stage && (!ready || st.ready) => return Ok(st),
+                Some(Ok(st)) if st.stage == stage && (!ready || st.ready) => {
+                    if !logged.is_empty() {
+                        tracing::info!(node = %node, want = %want, "reached stage {want}");
+                    }
+                    return Ok(st);
+                }
                 Some(Ok(st)) => {
                     last = format!("stage {}, ready {}", st.stage, st.ready);
                     unreachable = None;
                 }
                 Some(Err(TalosError::Unreachable { detail, .. })) => {
                     last = format!("unreachable: {detail}");
-                    unreachable = Some(detail);
+                    let since = unreachable.map_or_else(Instant::now, |(t, _)| t);
+                    unreachable = Some((since, detail));
                 }
                 Some(Err(e))
                     if e.is_retryable()
@@ -385,11 +407,31 @@ impl TalosClient {
                 Some(Err(e)) => return Err(e),
                 None => {}
             }
+            if last != logged {
+                tracing::info!(
+                    node = %node,
+                    want = %want,
+                    "waiting for stage {want}; last seen: {last}"
+                );
+                logged.clone_from(&last);
+            }
+            if let (Some(limit), Some((since, detail))) =
+                (self.opts.unreachable_limit, &unreachable)
+                && since.elapsed() >= limit
+            {
+                return Err(TalosError::Unreachable {
+                    node,
+                    phase: "waiting for stage",
+                    endpoint: self.endpoint.clone(),
+                    waited: since.elapsed(),
+                    detail: detail.clone(),
+                });
+            }
             let now = Instant::now();
             if now >= deadline {
-                if let Some(detail) = unreachable {
+                if let Some((_, detail)) = unreachable {
                     return Err(TalosError::Unreachable {
-                        node: self.node_label(),
+                        node,
                         phase: "waiting for stage",
                         endpoint: self.endpoint.clone(),
                         waited: timeout,
@@ -397,12 +439,8 @@ impl TalosClient {
                     });
                 }
                 return Err(TalosError::WaitTimeout {
-                    node: self.node_label(),
-                    want: if ready {
-                        format!("{stage} (ready)")
-                    } else {
-                        stage.to_string()
-                    },
+                    node,
+                    want,
                     waited: timeout,
                     last,
                 });
@@ -411,7 +449,7 @@ impl TalosClient {
             tokio::select! {
                 () = tokio::time::sleep(sleep) => {}
                 () = &mut cancel => {
-                    return Err(TalosError::Cancelled { node: self.node_label(), phase: "waiting for stage" });
+                    return Err(TalosError::Cancelled { node, phase: "waiting for stage" });
                 }
             }
             delay = (delay * 2).min(Duration::from_secs(5));

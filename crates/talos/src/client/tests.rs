@@ -32,6 +32,7 @@ fn opts() -> ClientOptions {
     ClientOptions {
         connect_timeout: Duration::from_secs(2),
         request_timeout: Duration::from_secs(10),
+        unreachable_limit: None,
     }
 }
 
@@ -430,6 +431,26 @@ async fn talos_wait_for_stage_times_out_and_cancels() {
         .await
         .expect_err("cancelled");
     assert!(matches!(e, TalosError::Cancelled { .. }), "{e:?}");
+}
+
+/// A node that never answers is given up on after `unreachable_limit`, long before the
+/// wait's own timeout, and the error says how long nothing answered.
+#[tokio::test]
+async fn talos_wait_for_stage_gives_up_when_nothing_answers() {
+    let o = ClientOptions {
+        unreachable_limit: Some(Duration::from_millis(300)),
+        ..opts()
+    };
+    let c = TalosClient::maintenance("127.0.0.1:1", o).expect("client");
+    let e = c
+        .wait_for_stage(Stage::Running, false, T, std::future::pending())
+        .await
+        .expect_err("gives up");
+    let TalosError::Unreachable { waited, detail, .. } = &e else {
+        panic!("{e:?}");
+    };
+    assert!(*waited < T, "gave up before the timeout: {e}");
+    assert!(detail.to_lowercase().contains("refused"), "{e}");
 }
 
 #[tokio::test]

@@ -39,11 +39,18 @@ pub fn fail(m: Option<&Machine>, phase: &str, e: impl std::fmt::Display) -> Diag
     }
 }
 
+/// How long a machine must keep answering as one of another cluster's (its certificate not
+/// from our OS CA, and it demands a client certificate) before an apply stops waiting for it:
+/// long enough that a machine between two states is not mistaken for one.
+const FOREIGN_AFTER: Duration = Duration::from_secs(15);
+
 /// Where the calls of one apply stand: the deadline and Terraform's cancellation.
 pub struct Run<'a> {
     pub ctx: &'a Ctx,
     pub deadline: Instant,
     pub creds: &'a ClientConfiguration,
+    /// How long a machine may not answer at all before a wait for it gives up.
+    pub boot_timeout: Duration,
 }
 
 /// What one machine looks like now.
@@ -65,6 +72,7 @@ impl Run<'_> {
             request_timeout: self
                 .remaining()
                 .clamp(Duration::from_secs(1), Duration::from_secs(60)),
+            unreachable_limit: Some(self.boot_timeout),
         }
     }
 
@@ -78,7 +86,8 @@ impl Run<'_> {
             .map_err(|e| fail(Some(m), "connect", e).at(m.path().push_attr("address")))
     }
 
-    /// Retries `op` while it fails with something worth retrying, until the deadline.
+    /// Retries `op` while it fails with something worth retrying, until the deadline, or until
+    /// nothing answered for `boot_timeout`.
     async fn retry<T, F, Fut>(
         &self,
         m: Option<&Machine>,
@@ -91,8 +100,10 @@ impl Run<'_> {
     {
         let mut delay = POLL;
         let mut said = Said::default();
+        // Since when nothing answers (refused, no route, timeouts).
+        let mut down_since: Option<Instant> = None;
         loop {
-            match op().await {
+            let (why, down) = match op().await {
                 Ok(v) => {
                     if said.any {
                         tracing::info!(
@@ -104,25 +115,33 @@ impl Run<'_> {
                     return Ok(v);
                 }
                 Err(Retry::Fatal(d)) => return Err(d),
-                Err(Retry::Again(why)) => {
-                    said.log(m, phase, &why);
-                    if Instant::now() + delay >= self.deadline {
-                        return Err(fail(
-                            m,
-                            phase,
-                            format!("gave up when the timeout ran out; last: {why}"),
-                        ));
-                    }
-                    if !self.ctx.sleep(delay).await {
-                        return Err(fail(
-                            m,
-                            phase,
-                            "cancelled: Terraform stopped the provider; the next apply continues from here",
-                        ));
-                    }
-                    delay = (delay * 2).min(Duration::from_secs(5));
+                Err(Retry::Down(why)) => (why, true),
+                Err(Retry::Again(why)) => (why, false),
+            };
+            if down {
+                let since = *down_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= self.boot_timeout {
+                    return Err(nothing_answers(m, phase, since.elapsed(), &why));
                 }
+            } else {
+                down_since = None;
             }
+            said.log(m, phase, &why);
+            if Instant::now() + delay >= self.deadline {
+                return Err(fail(
+                    m,
+                    phase,
+                    format!("gave up when the timeout ran out; last: {why}"),
+                ));
+            }
+            if !self.ctx.sleep(delay).await {
+                return Err(fail(
+                    m,
+                    phase,
+                    "cancelled: Terraform stopped the provider; the next apply continues from here",
+                ));
+            }
+            delay = (delay * 2).min(Duration::from_secs(5));
         }
     }
 
@@ -138,6 +157,18 @@ impl Run<'_> {
         let want = config_hash(config);
         let auth = self.authenticated(m)?;
         let maint = self.maintenance(m)?;
+        // Since when the machine answers as one of another cluster's (a Mutex, not a Cell:
+        // the closure's future must be Send; never held across an await).
+        let foreign_since = std::sync::Mutex::new(None::<Instant>);
+        let foreign = |seen: bool| {
+            let mut g = foreign_since.lock().unwrap_or_else(|e| e.into_inner());
+            if seen {
+                g.get_or_insert_with(Instant::now).elapsed()
+            } else {
+                *g = None;
+                Duration::ZERO
+            }
+        };
         self.retry(Some(m), "apply configuration", || async {
             match auth.machine_config().await {
                 Ok(Some(active)) if config_hash(&active) == want => return Ok(None),
@@ -149,15 +180,28 @@ impl Run<'_> {
                         .map_err(|e| classify(m, "apply configuration", e));
                 }
                 Err(TalosError::Tls { .. }) => {}
-                Err(e) => return Err(classify(m, "read the active configuration", e)),
+                Err(e) => {
+                    foreign(false);
+                    return Err(classify(m, "read the active configuration", e));
+                }
             }
             // Not ours (yet): a machine in maintenance mode takes the config.
             match maint.apply_configuration(config.as_bytes(), ApplyMode::Auto, false).await {
                 Ok(details) => Ok(Some(details)),
-                Err(TalosError::Tls { detail, .. }) => Err(Retry::Again(format!(
-                    "neither in maintenance mode nor running with this cluster's secrets ({detail}); a machine rebooting looks like this for a moment, one that belongs to another cluster stays so: reset it, or adopt that cluster with machine_secrets_wo"
-                ))),
-                Err(e) => Err(classify(m, "apply configuration in maintenance mode", e)),
+                // Its certificate is not from our OS CA and it wants a client certificate: it
+                // runs with another cluster's secrets, which no wait changes.
+                Err(TalosError::Tls { detail, .. }) => {
+                    if foreign(true) >= FOREIGN_AFTER {
+                        return Err(Retry::Fatal(foreign_machine(m, &detail)));
+                    }
+                    Err(Retry::Again(format!(
+                        "the machine answers as one running with another cluster's secrets ({detail}); checking that it stays so"
+                    )))
+                }
+                Err(e) => {
+                    foreign(false);
+                    Err(classify(m, "apply configuration in maintenance mode", e))
+                }
             }
         })
         .await
@@ -196,9 +240,11 @@ impl Run<'_> {
         }
     }
 
-    /// Waits until the machine runs (mTLS answers, stage running, ready).
+    /// Waits until the machine runs (mTLS answers, stage running, ready); gives up early when
+    /// nothing answers for `boot_timeout`.
     pub async fn wait_running(&self, m: &Machine) -> Result<(), Diagnostic> {
         let c = self.authenticated(m)?;
+        const PHASE: &str = "wait for the machine to run";
         c.wait_for_stage(
             Stage::Running,
             true,
@@ -207,7 +253,12 @@ impl Run<'_> {
         )
         .await
         .map(|_| ())
-        .map_err(|e| fail(Some(m), "wait for the machine to run", e))
+        .map_err(|e| match e {
+            TalosError::Unreachable { waited, detail, .. } if waited >= self.boot_timeout => {
+                nothing_answers(Some(m), PHASE, waited, &detail)
+            }
+            e => fail(Some(m), PHASE, e),
+        })
     }
 
     /// What the machine looks like, without changing anything. Never fails: an unreachable
@@ -222,6 +273,7 @@ impl Run<'_> {
         let opts = ClientOptions {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
+            unreachable_limit: None,
         };
         let Ok(auth) = TalosClient::authenticated(&m.address, self.creds, opts.clone()) else {
             return gone("unknown");
@@ -478,10 +530,10 @@ impl Run<'_> {
                 Ok(v) if v.tag == version => match c.machine_status().await {
                     Ok(st) if st.stage == Stage::Running && st.ready => Ok(()),
                     Ok(st) => Err(Retry::Again(format!("stage {}", st.stage))),
-                    Err(e) => Err(Retry::Again(e.to_string())),
+                    Err(e) => Err(again(e)),
                 },
                 Ok(v) => Err(Retry::Again(format!("still on {}", v.tag))),
-                Err(e) => Err(Retry::Again(e.to_string())),
+                Err(e) => Err(again(e)),
             }
         })
         .await
@@ -521,16 +573,75 @@ pub enum Reset {
     NotReached,
 }
 
-/// A step's outcome: try again later, or give up now.
+/// A step's outcome: try again later (nothing answered, or the answer was "not yet"), or
+/// give up now.
 pub enum Retry {
+    /// Nothing answers: given up on after `boot_timeout`.
+    Down(String),
     Again(String),
     Fatal(Diagnostic),
 }
 
 /// Retryable Talos errors (unreachable, not ready) are tried again; the rest fail the step.
 fn classify(m: &Machine, phase: &str, e: TalosError) -> Retry {
-    if e.is_retryable() {
-        return Retry::Again(e.to_string());
+    match e {
+        TalosError::Unreachable { .. } => Retry::Down(e.to_string()),
+        e if e.is_retryable() => Retry::Again(e.to_string()),
+        e => Retry::Fatal(fail(Some(m), phase, &e)),
     }
-    Retry::Fatal(fail(Some(m), phase, &e))
+}
+
+/// Any error is worth another try; one where nothing answered counts towards boot_timeout.
+fn again(e: TalosError) -> Retry {
+    match e {
+        TalosError::Unreachable { .. } => Retry::Down(e.to_string()),
+        e => Retry::Again(e.to_string()),
+    }
+}
+
+/// `1m30s`, `45s`.
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    match (s / 60, s % 60) {
+        (0, s) => format!("{s}s"),
+        (m, 0) => format!("{m}m"),
+        (m, s) => format!("{m}m{s}s"),
+    }
+}
+
+/// Nothing answered for longer than a machine takes to boot: what to check.
+fn nothing_answers(m: Option<&Machine>, phase: &str, waited: Duration, why: &str) -> Diagnostic {
+    let what = match m {
+        Some(m) => format!(
+            "Nothing answered at {} on the Talos API port for {} (longer than boot_timeout), so \
+             waiting longer cannot help. Check that the machine's VM is running and booted from \
+             the Talos image, and that {} is its address (the VM's static IP). A machine that \
+             takes longer to boot needs a longer boot_timeout. Last error: {why}",
+            m.address,
+            human(waited),
+            m.address
+        ),
+        None => format!(
+            "Nothing answered for {} (longer than boot_timeout). Last error: {why}",
+            human(waited)
+        ),
+    };
+    fail(m, phase, what)
+}
+
+/// A machine that runs with another cluster's secrets: waiting cannot change that.
+fn foreign_machine(m: &Machine, detail: &str) -> Diagnostic {
+    fail(
+        Some(m),
+        "apply configuration",
+        format!(
+            "the machine runs Talos with secrets that are not this cluster's: its certificate is \
+             not signed by the cluster's OS CA and it refuses clients without one ({detail}). It \
+             was configured by another cluster, or by an earlier create whose secrets were lost. \
+             Either give this cluster the secrets the machine runs with (machine_secrets from the \
+             infraflux_talos_machine_secrets that made them, or machine_secrets_wo to adopt that \
+             cluster), or reset the machine to maintenance mode (talosctl reset with that \
+             cluster's talosconfig, or recreate its VM) and apply again."
+        ),
+    )
 }

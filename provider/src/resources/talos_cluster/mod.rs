@@ -18,6 +18,7 @@
 mod flow;
 mod schema;
 mod spec;
+mod state;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -26,20 +27,25 @@ use async_trait::async_trait;
 use futures_util::future::join_all;
 use infraflux_talos::client::{ResetOptions, WipeMode};
 use infraflux_talos::digest::config_hash;
-use infraflux_talos::pem;
-use infraflux_talos::render::{NodeSpec, Role};
+use infraflux_talos::render::Role;
 use infraflux_talos::secrets::{CLIENT_VALIDITY, ClientConfiguration, MachineSecrets};
-use infraflux_talos::talosconfig;
 use tfplugin::framework::resource::{PlanRequest, PlanResponse, Private};
 use tfplugin::framework::timeouts::timeout;
 use tfplugin::{
-    AttributePath, CreateRequest, Ctx, DeleteRequest, Diagnostic, Diagnostics, ReadRequest,
-    Resource, Schema, StateResponse, UpdateRequest, Value,
+    CreateRequest, Ctx, DeleteRequest, Diagnostic, Diagnostics, ReadRequest, Resource, Schema,
+    StateResponse, UpdateRequest, Value,
 };
 use time::OffsetDateTime;
 
 use flow::{Observed, Run, fail};
-use spec::{Cluster, Machine, Parsed, default_installer};
+use schema::DEFAULT_BOOT_TIMEOUT;
+use spec::{Cluster, Machine, Parsed, default_installer, given_secrets};
+use state::{
+    ca_fingerprint, creds_of, creds_value, entry, etcd_ids, etcd_lost, opt, secrets_changed,
+    secrets_of, state_machines, talosconfig_value,
+};
+
+use super::terraform_run::demote_when_destroying;
 
 const CREATE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 const UPDATE_TIMEOUT: Duration = Duration::from_secs(60 * 60);
@@ -49,117 +55,6 @@ const BOOTSTRAPPED: &str = "bootstrapped";
 
 #[derive(Default)]
 pub struct TalosCluster;
-
-fn secrets_of(state: &Value) -> Result<MachineSecrets, Diagnostic> {
-    let text = state.attr("machine_secrets").as_str().unwrap_or_default();
-    MachineSecrets::from_json(text).map_err(|e| {
-        Diagnostic::error(
-            "The machine secrets in state are unusable",
-            format!("{e}. The state was changed outside Terraform; restore it from a backup."),
-        )
-        .at(AttributePath::attr("machine_secrets"))
-    })
-}
-
-fn creds_of(state: &Value) -> Result<ClientConfiguration, Diagnostic> {
-    let c = state.attr("client_configuration");
-    match (c.attr("ca").as_str(), c.attr("crt").as_str(), c.attr("key").as_str()) {
-        (Some(ca), Some(crt), Some(key)) => Ok(ClientConfiguration {
-            ca: ca.into(),
-            crt: crt.into(),
-            key: key.into(),
-        }),
-        _ => Err(Diagnostic::error(
-            "No client configuration in state",
-            "The cluster's talosctl credentials are missing from state; restore the state from a backup.",
-        )
-        .at(AttributePath::attr("client_configuration"))),
-    }
-}
-
-fn creds_value(c: &ClientConfiguration) -> Value {
-    Value::object([
-        ("ca", Value::from(c.ca.as_str())),
-        ("crt", Value::from(c.crt.as_str())),
-        ("key", Value::from(c.key.as_str())),
-    ])
-}
-
-/// Hex SHA-256 of the Kubernetes CA certificate's DER.
-fn ca_fingerprint(secrets: &MachineSecrets) -> Value {
-    match pem::decode_labelled(&secrets.kubernetes_ca.crt, pem::CERTIFICATE) {
-        Ok(der) => {
-            let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der);
-            Value::from(hex::encode(d.as_ref()))
-        }
-        Err(_) => Value::Null,
-    }
-}
-
-fn opt(v: Option<String>) -> Value {
-    v.map_or(Value::Null, Value::from)
-}
-
-/// One `nodes` entry.
-fn entry(m: &Machine, stage: &str, version: Value, etcd: Value, hash: Value) -> Value {
-    Value::object([
-        ("role", Value::from(m.role_name())),
-        ("address", Value::from(m.address.as_str())),
-        ("stage", Value::from(stage)),
-        ("talos_version", version),
-        ("etcd_member_id", etcd),
-        ("config_hash", hash),
-    ])
-}
-
-/// A machine as state remembers it (for removal, reset and read).
-fn machine_from_state(hostname: &str, e: &Value) -> Machine {
-    let role = if e.attr("role").as_str() == Some("controlplane") {
-        Role::ControlPlane
-    } else {
-        Role::Worker
-    };
-    Machine {
-        hostname: hostname.to_owned(),
-        index: None,
-        role,
-        address: e.attr("address").as_str().unwrap_or_default().to_owned(),
-        spec: NodeSpec {
-            role,
-            hostname: hostname.to_owned(),
-            install_disk: None,
-            config_patches: Vec::new(),
-        },
-    }
-}
-
-fn state_machines(state: &Value) -> Vec<Machine> {
-    let mut v: Vec<Machine> = state
-        .attr("nodes")
-        .as_map()
-        .map(|m| m.iter().map(|(h, e)| machine_from_state(h, e)).collect())
-        .unwrap_or_default();
-    // Control planes last when resetting: workers first keeps etcd whole longest.
-    v.sort_by_key(|m| (m.role == Role::ControlPlane, m.hostname.clone()));
-    v
-}
-
-fn talosconfig_value(cluster: &Cluster, creds: &ClientConfiguration) -> Value {
-    let nodes: Vec<String> = cluster.addresses().into_values().collect();
-    Value::from(talosconfig::render(
-        &cluster.spec.name,
-        &cluster.endpoints(),
-        &nodes,
-        creds,
-    ))
-}
-
-fn etcd_ids(members: &[infraflux_talos::client::EtcdMember]) -> BTreeMap<String, String> {
-    members
-        .iter()
-        .map(|m| (m.hostname.clone(), format!("{:016x}", m.id)))
-        .collect()
-}
 
 /// Runs a step per machine at once; the diagnostics of all that failed.
 async fn each<'a, F, Fut>(machines: impl Iterator<Item = &'a Machine>, f: F) -> Diagnostics
@@ -186,7 +81,7 @@ impl TalosCluster {
     ) -> Result<(), Diagnostic> {
         let config = cluster
             .render(m, secrets)
-            .map_err(|e| cluster.render_error(&e))?;
+            .map_err(|e| cluster.render_error(&[m], &e))?;
         run.apply(m, &config, cluster.apply_mode).await?;
         run.wait_running(m).await
     }
@@ -207,6 +102,7 @@ impl TalosCluster {
             ctx,
             deadline: Instant::now() + Duration::from_secs(20),
             creds,
+            boot_timeout: cluster.boot_timeout,
         };
         let changed = cluster.machines.iter().filter(|m| {
             let before = prior
@@ -223,7 +119,7 @@ impl TalosCluster {
         let previews = join_all(changed.map(|m| async move {
             let config = cluster
                 .render(m, secrets)
-                .map_err(|e| cluster.render_error(&e))?;
+                .map_err(|e| cluster.render_error(&[m], &e))?;
             Ok::<_, Diagnostic>((m, run.dry_run(m, &config, cluster.apply_mode).await))
         }))
         .await;
@@ -265,6 +161,98 @@ impl TalosCluster {
             out.insert(m.hostname.clone(), entry(m, &o.stage, version, etcd, hash));
         }
         Value::Map(out)
+    }
+
+    /// The plan: per machine the hash of the config it will run (from the secrets in state),
+    /// Talos's dry run for the machines whose config changes.
+    async fn plan(ctx: &Ctx, req: &PlanRequest<'_>, resp: &mut PlanResponse) {
+        if resp.planned.is_null() {
+            return; // destroy
+        }
+        if let Some(name) = req.config.attr("name").as_str() {
+            resp.planned.set_attr("id", Value::from(name));
+        }
+        let cluster = match Cluster::from_config(req.config) {
+            Parsed::Known(c) => c,
+            Parsed::Invalid(d) => {
+                resp.diags.extend(d);
+                return;
+            }
+            Parsed::Unknown => return,
+        };
+        let planned = &mut resp.planned;
+        let prior = req.prior;
+        let version = || Value::from(cluster.talos_version_text.as_str());
+        if prior.is_null() {
+            let nodes = cluster
+                .machines
+                .iter()
+                .map(|m| {
+                    let etcd = match m.role {
+                        Role::ControlPlane => Value::Unknown,
+                        Role::Worker => Value::Null,
+                    };
+                    (
+                        m.hostname.clone(),
+                        entry(m, "running", version(), etcd, Value::Unknown),
+                    )
+                })
+                .collect();
+            planned.set_attr("nodes", Value::Map(nodes));
+            return;
+        }
+        if let Some(d) = secrets_changed(planned, prior) {
+            resp.diags.push(d);
+            return;
+        }
+        let secrets = match secrets_of(prior) {
+            Ok(s) => s,
+            Err(d) => {
+                resp.diags.push(d);
+                return;
+            }
+        };
+        let configs = match cluster.render_all(&secrets) {
+            Ok(c) => c,
+            Err(d) => {
+                resp.diags.extend(d);
+                return;
+            }
+        };
+        let mut nodes = BTreeMap::new();
+        for m in &cluster.machines {
+            let hash = opt(configs.get(&m.hostname).and_then(|c| config_hash(c)));
+            let before = prior
+                .attr("nodes")
+                .as_map()
+                .and_then(|n| n.get(&m.hostname));
+            let etcd = match (m.role, before.map(|b| b.attr("etcd_member_id"))) {
+                (Role::Worker, _) => Value::Null,
+                (Role::ControlPlane, Some(Value::String(id))) => Value::from(id.as_str()),
+                (Role::ControlPlane, _) => Value::Unknown,
+            };
+            nodes.insert(
+                m.hostname.clone(),
+                entry(m, "running", version(), etcd, hash),
+            );
+        }
+        planned.set_attr("nodes", Value::Map(nodes.clone()));
+        if let Ok(creds) = creds_of(prior) {
+            planned.set_attr("talosconfig", talosconfig_value(&cluster, &creds));
+            Self::preview(
+                ctx,
+                &cluster,
+                &secrets,
+                &creds,
+                prior,
+                &nodes,
+                &mut resp.diags,
+            )
+            .await;
+        }
+        if planned.attr("endpoint") != prior.attr("endpoint") {
+            planned.set_attr("kubeconfig", Value::Unknown);
+        }
     }
 
     /// Bootstrap (once), kubeconfig, health, and the final `nodes`.
@@ -331,94 +319,15 @@ impl Resource for TalosCluster {
     }
 
     async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        if let Parsed::Invalid(d) = Cluster::from_config(config) {
+        if let Parsed::Invalid(mut d) = Cluster::from_config(config) {
+            demote_when_destroying(&mut d);
             diags.extend(d);
         }
     }
 
     async fn modify_plan(&self, ctx: &Ctx, req: &PlanRequest<'_>, resp: &mut PlanResponse) {
-        if resp.planned.is_null() {
-            return; // destroy
-        }
-        if let Some(name) = req.config.attr("name").as_str() {
-            resp.planned.set_attr("id", Value::from(name));
-        }
-        let cluster = match Cluster::from_config(req.config) {
-            Parsed::Known(c) => c,
-            Parsed::Invalid(d) => {
-                resp.diags.extend(d);
-                return;
-            }
-            Parsed::Unknown => return,
-        };
-        let planned = &mut resp.planned;
-        let prior = req.prior;
-        let version = || Value::from(cluster.talos_version_text.as_str());
-        if prior.is_null() {
-            let nodes = cluster
-                .machines
-                .iter()
-                .map(|m| {
-                    let etcd = match m.role {
-                        Role::ControlPlane => Value::Unknown,
-                        Role::Worker => Value::Null,
-                    };
-                    (
-                        m.hostname.clone(),
-                        entry(m, "running", version(), etcd, Value::Unknown),
-                    )
-                })
-                .collect();
-            planned.set_attr("nodes", Value::Map(nodes));
-            return;
-        }
-        let secrets = match secrets_of(prior) {
-            Ok(s) => s,
-            Err(d) => {
-                resp.diags.push(d);
-                return;
-            }
-        };
-        let mut nodes = BTreeMap::new();
-        for m in &cluster.machines {
-            let hash = match cluster.render(m, &secrets) {
-                Ok(c) => opt(config_hash(&c)),
-                Err(e) => {
-                    resp.diags.push(cluster.render_error(&e));
-                    return;
-                }
-            };
-            let before = prior
-                .attr("nodes")
-                .as_map()
-                .and_then(|n| n.get(&m.hostname));
-            let etcd = match (m.role, before.map(|b| b.attr("etcd_member_id"))) {
-                (Role::Worker, _) => Value::Null,
-                (Role::ControlPlane, Some(Value::String(id))) => Value::from(id.as_str()),
-                (Role::ControlPlane, _) => Value::Unknown,
-            };
-            nodes.insert(
-                m.hostname.clone(),
-                entry(m, "running", version(), etcd, hash),
-            );
-        }
-        planned.set_attr("nodes", Value::Map(nodes.clone()));
-        if let Ok(creds) = creds_of(prior) {
-            planned.set_attr("talosconfig", talosconfig_value(&cluster, &creds));
-            Self::preview(
-                ctx,
-                &cluster,
-                &secrets,
-                &creds,
-                prior,
-                &nodes,
-                &mut resp.diags,
-            )
-            .await;
-        }
-        if planned.attr("endpoint") != prior.attr("endpoint") {
-            planned.set_attr("kubeconfig", Value::Unknown);
-        }
+        Self::plan(ctx, req, resp).await;
+        demote_when_destroying(&mut resp.diags);
     }
 
     async fn create(&self, ctx: &Ctx, req: CreateRequest) -> StateResponse {
@@ -438,21 +347,18 @@ impl Resource for TalosCluster {
             }
         };
         let deadline = Instant::now() + timeout(&req.planned, "create", CREATE_TIMEOUT);
-        let secrets = match req.config.attr("machine_secrets_wo").as_str() {
-            Some(text) => match MachineSecrets::from_json(text) {
-                Ok(s) => s,
-                Err(e) => {
-                    return StateResponse::error(
-                        Diagnostic::error(
-                            "Invalid machine_secrets_wo",
-                            format!(
-                                "{e}. Give the `machine_secrets` JSON of the cluster to adopt."
-                            ),
-                        )
-                        .at(AttributePath::attr("machine_secrets_wo")),
-                    );
-                }
-            },
+        // Given secrets (machine_secrets from infraflux_talos_machine_secrets, or adopted with
+        // machine_secrets_wo) are already safe elsewhere; generated ones exist only in this
+        // call until it returns.
+        let mut invalid = Diagnostics::new();
+        let secrets = match given_secrets(&req.config, &mut invalid) {
+            Some(s) => s,
+            None if invalid.has_errors() => {
+                return StateResponse {
+                    diags: invalid,
+                    ..Default::default()
+                };
+            }
             None => match tokio::task::spawn_blocking(MachineSecrets::generate).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
@@ -485,7 +391,10 @@ impl Resource for TalosCluster {
                 "This is a provider bug; please report it.",
             ));
         };
-        state.set_attr("machine_secrets", Value::from(secrets_json));
+        // Given as machine_secrets: the state keeps the text as planned.
+        if req.config.attr("machine_secrets").is_null() {
+            state.set_attr("machine_secrets", Value::from(secrets_json));
+        }
         state.set_attr("client_configuration", creds_value(&creds));
         state.set_attr("kubernetes_ca_fingerprint", ca_fingerprint(&secrets));
         state.set_attr("talosconfig", talosconfig_value(&cluster, &creds));
@@ -495,6 +404,7 @@ impl Resource for TalosCluster {
             ctx,
             deadline,
             creds: &creds,
+            boot_timeout: cluster.boot_timeout,
         };
         let mut diags = each(cluster.machines.iter(), |m| {
             Self::converge(&run, &cluster, &secrets, m)
@@ -521,14 +431,25 @@ impl Resource for TalosCluster {
     }
 
     async fn read(&self, ctx: &Ctx, req: ReadRequest) -> StateResponse {
+        // A refresh that fails blocks every plan and destroy: without credentials the state
+        // stays as it was, with a warning.
         let creds = match creds_of(&req.state) {
             Ok(c) => c,
-            Err(d) => return StateResponse::error(d),
+            Err(mut d) => {
+                d.severity = tfplugin::diag::Severity::Warning;
+                d.summary = format!("{} (the machines were not read)", d.summary);
+                return StateResponse {
+                    state: req.state,
+                    private: req.private,
+                    diags: d.into(),
+                };
+            }
         };
         let run = Run {
             ctx,
             deadline: Instant::now() + Duration::from_secs(30),
             creds: &creds,
+            boot_timeout: DEFAULT_BOOT_TIMEOUT,
         };
         let machines = state_machines(&req.state);
         let mut state = req.state.clone();
@@ -578,6 +499,7 @@ impl Resource for TalosCluster {
             ctx,
             deadline,
             creds: &creds,
+            boot_timeout: cluster.boot_timeout,
         };
         let mut private = req.private.clone();
         // What is applied is known from the prior state; the planned values are the goal.
@@ -715,14 +637,31 @@ impl Resource for TalosCluster {
         if !reset && !incomplete {
             return Diagnostics::new();
         }
+        // Destroy must always be possible: what cannot be reset is said, not refused.
         let creds = match creds_of(&req.prior) {
             Ok(c) => c,
-            Err(d) => return d.into(),
+            Err(d) => {
+                return Diagnostic::warning(
+                    "Talos cluster forgotten without resetting its machines",
+                    format!(
+                        "{} The machines were left as they are; reset them by hand if they \
+                         should go back to maintenance mode.",
+                        d.detail
+                    ),
+                )
+                .into();
+            }
         };
         let run = Run {
             ctx,
             deadline: Instant::now() + timeout(&req.prior, "delete", DELETE_TIMEOUT),
             creds: &creds,
+            boot_timeout: req
+                .prior
+                .attr("boot_timeout")
+                .as_str()
+                .and_then(|t| tfplugin::framework::timeouts::parse_duration(t).ok())
+                .unwrap_or(DEFAULT_BOOT_TIMEOUT),
         };
         let wipe = match od.attr("wipe_mode").as_str() {
             Some("system_disk") => WipeMode::SystemDisk,
@@ -731,7 +670,22 @@ impl Resource for TalosCluster {
         };
         // A cluster that never became whole has nothing to leave gracefully.
         let graceful = !incomplete && od.attr("graceful").as_bool() != Some(false);
-        let machines = state_machines(&req.prior);
+        let mut diags = Diagnostics::new();
+        // An address no client can use (state written by an older provider, or edited) is
+        // skipped with a warning rather than failing the destroy.
+        let (machines, unusable): (Vec<Machine>, Vec<Machine>) = state_machines(&req.prior)
+            .into_iter()
+            .partition(|m| run.authenticated(m).is_ok());
+        for m in unusable {
+            diags.push(Diagnostic::warning(
+                format!("Talos machine {} not reset", m.hostname),
+                format!(
+                    "Its address in state, {:?}, cannot be used to reach it; it was left as it \
+                     is. Reset it by hand if it should go back to maintenance mode.",
+                    m.address
+                ),
+            ));
+        }
         let opts = ResetOptions {
             graceful,
             reboot: true,
@@ -740,10 +694,12 @@ impl Resource for TalosCluster {
         let (workers, cps): (Vec<&Machine>, Vec<&Machine>) =
             machines.iter().partition(|m| m.role == Role::Worker);
         let run = &run;
-        let mut diags = each(workers.into_iter(), |m| async move {
-            run.reset(m, opts).await.map(|_| ())
-        })
-        .await;
+        diags.extend(
+            each(workers.into_iter(), |m| async move {
+                run.reset(m, opts).await.map(|_| ())
+            })
+            .await,
+        );
         // Control planes one by one: each graceful leave needs the others' quorum.
         for m in cps {
             if let Err(d) = run.reset(m, opts).await {
@@ -761,34 +717,4 @@ impl Resource for TalosCluster {
              \"Adopting an existing Talos cluster\").",
         ))
     }
-}
-
-/// An error when every control plane the cluster had is back in maintenance mode (as Read saw
-/// them): etcd's data went with their disks, so configuring them again would only wait for a
-/// cluster that cannot come back.
-fn etcd_lost(cluster: &Cluster, prior: &Value) -> Option<Diagnostic> {
-    let nodes = prior.attr("nodes").as_map()?;
-    let had: Vec<&Machine> = cluster
-        .control_planes()
-        .filter(|m| nodes.contains_key(&m.hostname))
-        .collect();
-    let all_blank = !had.is_empty()
-        && had
-            .iter()
-            .all(|m| nodes[&m.hostname].attr("stage").as_str() == Some("maintenance"));
-    all_blank.then(|| {
-        let names: Vec<&str> = had.iter().map(|m| m.hostname.as_str()).collect();
-        Diagnostic::error(
-            "Talos cluster: every control plane lost its state",
-            format!(
-                "etcd has 0 of {} members: the control planes ({}) are all back in maintenance mode \
-                 (reinstalled, or a lab that restarted), so the cluster's etcd data is gone and it \
-                 was never bootstrapped on these machines. Replace the cluster to bootstrap it anew \
-                 (terraform apply -replace=<this resource>), or see \
-                 docs/guides/adopting-an-existing-cluster.md if its data lives elsewhere.",
-                had.len(),
-                names.join(", ")
-            ),
-        )
-    })
 }

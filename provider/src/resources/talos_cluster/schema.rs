@@ -1,14 +1,20 @@
 //! The schema of `infraflux_talos_cluster`.
 
+use std::time::Duration;
+
 use tfplugin::framework::planmod::{requires_replace, use_state_for_unknown};
-use tfplugin::framework::validate::{one_of, string_length};
-use tfplugin::{Attribute, Block, NestedBlock, Nesting, Schema, Type};
+use tfplugin::framework::validate::{duration, one_of, string_length};
+use tfplugin::{Attribute, Block, NestedBlock, Nesting, Schema, Type, Value};
 
 pub const CNIS: &[&str] = &["cilium", "flannel"];
 pub const APPLY_MODES: &[&str] = &["auto", "no_reboot", "reboot"];
 pub const WIPE_MODES: &[&str] = &["all", "system_disk", "user_disks"];
 pub const DEFAULT_INSTALL_DISK: &str = "/dev/sda";
 pub const DEFAULT_VIP_LINK: &str = "eth0";
+/// How long a machine may not answer at all (refused, no route) before the apply gives up on
+/// it: longer than a VM takes to reboot into Talos (well under a minute); servers with a slow
+/// POST set `boot_timeout`.
+pub const DEFAULT_BOOT_TIMEOUT: Duration = Duration::from_secs(2 * 60);
 
 /// The type of one `nodes` entry.
 pub fn node_state_type() -> Type {
@@ -180,6 +186,16 @@ pub fn schema() -> Schema {
                     ),
             )
             .attr(
+                Attribute::string("boot_timeout")
+                    .optional()
+                    .validate(duration())
+                    .description(
+                        "How long a machine may not answer at all (connection refused, no route) \
+                         before the apply gives up on it, naming it: longer than your machines \
+                         take to boot. Default `2m`.",
+                    ),
+            )
+            .attr(
                 Attribute::string("machine_secrets_wo")
                     .optional()
                     .write_only()
@@ -190,10 +206,17 @@ pub fn schema() -> Schema {
             )
             .attr(
                 Attribute::string("machine_secrets")
+                    .optional()
                     .computed()
                     .sensitive()
                     .plan_modifier(use_state_for_unknown())
-                    .description("The cluster's CAs, keys and tokens (JSON), generated once and never regenerated."),
+                    .semantic_equal(same_secrets)
+                    .description(
+                        "The cluster's CAs, keys and tokens (JSON). Give them from \
+                         `infraflux_talos_machine_secrets` so they reach the state before any \
+                         machine is configured (a crash cannot lose them); otherwise generated \
+                         once at create. Never regenerated, and never changed after create.",
+                    ),
             )
             .attr(
                 Attribute::new(
@@ -241,4 +264,15 @@ pub fn schema() -> Schema {
             .block(NestedBlock::new("on_destroy", Nesting::Single, on_destroy))
             .timeouts(&["create", "update", "delete"]),
     )
+}
+
+/// Two `machine_secrets` JSON texts hold the same secrets (formatting aside).
+fn same_secrets(a: &Value, b: &Value) -> bool {
+    match (a.as_str(), b.as_str()) {
+        (Some(a), Some(b)) => {
+            let parse = |t: &str| serde_json::from_str::<serde_json::Value>(t).ok();
+            parse(a).is_some_and(|x| Some(x) == parse(b))
+        }
+        _ => false,
+    }
 }

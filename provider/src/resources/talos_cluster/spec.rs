@@ -3,16 +3,19 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
+use std::time::Duration;
 
+use infraflux_talos::checks;
 use infraflux_talos::client::ApplyMode;
 use infraflux_talos::patch::PatchSource;
 use infraflux_talos::render::{
     self, ClusterSpec, Cni, NodeSpec, RenderError, Role, TalosVersion, Vip,
 };
 use infraflux_talos::secrets::{CertAndKey, MachineSecrets};
+use tfplugin::framework::timeouts::parse_duration;
 use tfplugin::{AttributePath, Diagnostic, Diagnostics, Value};
 
-use super::schema::{DEFAULT_INSTALL_DISK, DEFAULT_VIP_LINK};
+use super::schema::{DEFAULT_BOOT_TIMEOUT, DEFAULT_INSTALL_DISK, DEFAULT_VIP_LINK};
 
 /// One machine of the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +65,8 @@ pub struct Cluster {
     /// As written (`v1.13.9`).
     pub talos_version_text: String,
     pub apply_mode: ApplyMode,
+    /// How long a machine may not answer at all before a wait for it gives up.
+    pub boot_timeout: Duration,
     /// Control planes first, each group by hostname.
     pub machines: Vec<Machine>,
 }
@@ -84,15 +89,6 @@ fn strings(v: &Value) -> Option<Vec<String>> {
         .collect()
 }
 
-fn hostname_ok(h: &str) -> bool {
-    !h.is_empty()
-        && h.len() <= 63
-        && h.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !h.starts_with('-')
-        && !h.ends_with('-')
-}
-
 /// The installer image's tag (`…/installer:v1.13.9` → `v1.13.9`), if it has one.
 pub fn image_tag(image: &str) -> Option<&str> {
     let last = image.rsplit('/').next()?;
@@ -105,20 +101,213 @@ pub fn default_installer(version: &str) -> String {
     format!("ghcr.io/siderolabs/installer:{version}")
 }
 
+/// The machines of the configuration whose hostnames are known, each checked.
+fn machines(config: &Value, diags: &mut Diagnostics) -> Vec<Machine> {
+    let mut machines = Vec::new();
+    for (block, role) in [
+        ("control_plane", Role::ControlPlane),
+        ("worker", Role::Worker),
+    ] {
+        let Some(list) = config.attr(block).as_elements() else {
+            continue;
+        };
+        for (index, m) in list.iter().enumerate() {
+            let path = block_path(role, Some(index));
+            let hostname = m.attr("hostname").as_str().unwrap_or_default().to_owned();
+            if !m.attr("hostname").is_unknown() && !checks::dns_label(&hostname) {
+                err(
+                    diags,
+                    path.push_attr("hostname"),
+                    "Invalid hostname",
+                    format!(
+                        "{hostname:?} is not a valid hostname: use 1 to 63 lowercase letters, \
+                         digits and '-', not starting or ending with '-'"
+                    ),
+                );
+            }
+            let address = m.attr("address").as_str().unwrap_or_default().to_owned();
+            if !m.attr("address").is_unknown()
+                && let Err(e) = checks::machine_address(&address)
+            {
+                err(
+                    diags,
+                    path.push_attr("address"),
+                    "Invalid machine address",
+                    e,
+                );
+            }
+            let install_disk = m.attr("install_disk").as_str().map(str::to_owned);
+            if let Some(Err(e)) = install_disk.as_deref().map(checks::install_disk) {
+                err(
+                    diags,
+                    path.push_attr("install_disk"),
+                    "Invalid install_disk",
+                    e,
+                );
+            }
+            machines.push(Machine {
+                hostname: hostname.clone(),
+                index: Some(index),
+                role,
+                address,
+                spec: NodeSpec {
+                    role,
+                    hostname,
+                    install_disk,
+                    config_patches: strings(m.attr("config_patches")).unwrap_or_default(),
+                },
+            });
+        }
+    }
+    machines
+}
+
+/// Checks across machines: a control plane, unique hostnames and addresses, a VIP that is
+/// no machine's address, an endpoint that is not a worker.
+fn check_machines(
+    machines: &[Machine],
+    spec: &ClusterSpec,
+    endpoint_host: Option<&str>,
+    no_control_plane: bool,
+    diags: &mut Diagnostics,
+) {
+    if no_control_plane {
+        diags.push(
+            Diagnostic::error(
+                "No control plane",
+                "A cluster needs at least one control_plane block (three for a highly available etcd).",
+            )
+            .at(AttributePath::attr("control_plane")),
+        );
+    }
+    let mut names: HashSet<&str> = HashSet::new();
+    for m in machines.iter().filter(|m| !m.hostname.is_empty()) {
+        if !names.insert(&m.hostname) {
+            diags.push(
+                Diagnostic::error(
+                    "Duplicate hostname",
+                    format!("Two machines are named {:?}. Hostnames name Kubernetes Nodes and etcd members: each must be unique.", m.hostname),
+                )
+                .at(m.path().push_attr("hostname")),
+            );
+        }
+    }
+    let mut seen: HashMap<String, String> = HashMap::new();
+    for m in machines.iter().filter(|m| !m.address.is_empty()) {
+        let key = normalise_address(&m.address);
+        if let Some(first) = seen.insert(key, m.hostname.clone()) {
+            diags.push(
+                Diagnostic::error(
+                    "Duplicate machine address",
+                    format!(
+                        "{:?} and {first:?} both have address {}. Each machine needs its own address.",
+                        m.hostname, m.address
+                    ),
+                )
+                .at(m.path().push_attr("address")),
+            );
+        }
+    }
+    if let Some(vip) = &spec.vip
+        && let Some(m) = machines
+            .iter()
+            .find(|m| normalise_address(&m.address) == vip.address.to_string())
+    {
+        diags.push(
+            Diagnostic::error(
+                "vip.address is a machine's address",
+                format!(
+                    "vip.address {} is the address of machine {} ({}). The VIP moves between the \
+                     control planes, so it must be a free address of their network that no \
+                     machine has: pick another one for vip.address (and endpoint).",
+                    vip.address,
+                    m.hostname,
+                    m.path()
+                ),
+            )
+            .at(AttributePath::attr("vip").push_attr("address")),
+        );
+    }
+    if let Some(host) = endpoint_host
+        && let Some(m) = machines.iter().find(|m| {
+            m.role == Role::Worker && normalise_address(&m.address) == normalise_address(host)
+        })
+    {
+        diags.push(
+            Diagnostic::error(
+                "endpoint points at a worker",
+                format!(
+                    "endpoint's host {host} is the address of worker {} ({}), but the Kubernetes \
+                     API runs on control planes only: use the VIP, a load balancer, or a control \
+                     plane's address.",
+                    m.hostname,
+                    m.path()
+                ),
+            )
+            .at(AttributePath::attr("endpoint")),
+        );
+    }
+}
+
+/// Secrets given in the configuration (`machine_secrets` or `machine_secrets_wo`), checked.
+pub fn given_secrets(config: &Value, diags: &mut Diagnostics) -> Option<MachineSecrets> {
+    let mut found = None;
+    for attr in ["machine_secrets", "machine_secrets_wo"] {
+        let Some(text) = config.attr(attr).as_str() else {
+            continue;
+        };
+        match MachineSecrets::from_json(text) {
+            Ok(s) => found = found.or(Some(s)),
+            Err(e) => diags.push(
+                Diagnostic::error(
+                    format!("Invalid {attr}"),
+                    format!(
+                        "{e}. Give the `machine_secrets` JSON of an infraflux_talos_machine_secrets \
+                         resource (or of the cluster to adopt), unchanged."
+                    ),
+                )
+                .at(AttributePath::attr(attr)),
+            ),
+        }
+    }
+    if !config.attr("machine_secrets").is_null() && !config.attr("machine_secrets_wo").is_null() {
+        diags.push(
+            Diagnostic::error(
+                "Conflicting machine secrets",
+                "machine_secrets and machine_secrets_wo both give the cluster's secrets: keep \
+                 machine_secrets (from infraflux_talos_machine_secrets) and remove \
+                 machine_secrets_wo.",
+            )
+            .at(AttributePath::attr("machine_secrets_wo")),
+        );
+    }
+    found
+}
+
+fn err(diags: &mut Diagnostics, path: AttributePath, summary: &str, detail: String) {
+    diags.push(Diagnostic::error(summary, format!("{detail}.")).at(path));
+}
+
 impl Cluster {
     pub fn from_config(config: &Value) -> Parsed {
-        if !config.is_wholly_known() {
-            return Parsed::Unknown;
-        }
         let mut diags = Diagnostics::new();
-        let text = |name: &str| config.attr(name).as_str().unwrap_or_default().to_owned();
+        // Each known attribute is checked even when others are not known yet, so a literal
+        // mistake is reported by `terraform validate` already.
+        let known = |name: &str| config.attr(name).as_str().map(str::to_owned);
+        let text = |name: &str| known(name).unwrap_or_default();
         let talos_version_text = text("talos_version");
-        let talos_version = match TalosVersion::parse(&talos_version_text) {
-            Ok(v) => v,
-            Err(e) => {
-                diags.push(
-                    Diagnostic::error("Invalid talos_version", format!("{e}."))
-                        .at(AttributePath::attr("talos_version")),
+        let mut talos_known = false;
+        let talos_version = match known("talos_version").map(|t| checks::talos_version(&t)) {
+            Some(Ok(v)) => {
+                talos_known = true;
+                v
+            }
+            Some(Err(e)) => {
+                err(
+                    &mut diags,
+                    AttributePath::attr("talos_version"),
+                    "Invalid talos_version",
+                    e,
                 );
                 TalosVersion {
                     major: 1,
@@ -126,18 +315,73 @@ impl Cluster {
                     patch: 0,
                 }
             }
+            None => TalosVersion {
+                major: 1,
+                minor: 13,
+                patch: 0,
+            },
         };
+        // Against the Talos that runs it when that is known and valid.
+        let k8s = |k: String| {
+            if talos_known {
+                checks::kubernetes_for_talos(&k, talos_version)
+            } else {
+                checks::kubernetes_version(&k)
+            }
+        };
+        if let Some(Err(e)) = known("kubernetes_version").map(k8s) {
+            err(
+                &mut diags,
+                AttributePath::attr("kubernetes_version"),
+                "Invalid kubernetes_version",
+                e,
+            );
+        }
+        if let Some(Err(e)) = known("name").map(|n| checks::cluster_name(&n)) {
+            err(&mut diags, AttributePath::attr("name"), "Invalid name", e);
+        }
+        let endpoint_host = match known("endpoint").map(|e| checks::endpoint(&e)) {
+            Some(Ok((host, _))) => Some(host),
+            Some(Err(e)) => {
+                err(
+                    &mut diags,
+                    AttributePath::attr("endpoint"),
+                    "Invalid endpoint",
+                    e,
+                );
+                None
+            }
+            None => None,
+        };
+        if let Some(Err(e)) = config.attr("boot_timeout").as_str().map(parse_duration) {
+            err(
+                &mut diags,
+                AttributePath::attr("boot_timeout"),
+                "Invalid boot_timeout",
+                e,
+            );
+        }
+        given_secrets(config, &mut diags);
         let install = config.attr("install");
         let install_disk = install
             .attr("disk")
             .as_str()
             .unwrap_or(DEFAULT_INSTALL_DISK)
             .to_owned();
+        if let Err(e) = checks::install_disk(&install_disk) {
+            err(
+                &mut diags,
+                AttributePath::attr("install").push_attr("disk"),
+                "Invalid install.disk",
+                e,
+            );
+        }
         let install_image = match install.attr("image").as_str() {
             Some(i) => {
                 if let Some(tag) = image_tag(i)
                     && TalosVersion::parse(tag).ok() != Some(talos_version)
                     && !diags.has_errors()
+                    && known("talos_version").is_some()
                 {
                     diags.push(
                         Diagnostic::error(
@@ -154,32 +398,43 @@ impl Cluster {
             None => default_installer(&talos_version_text),
         };
         let vip = match config.attr("vip") {
-            v if v.is_null() => None,
-            v => match v
-                .attr("address")
-                .as_str()
-                .unwrap_or_default()
-                .parse::<IpAddr>()
-            {
-                Ok(address) => Some(Vip {
-                    address,
-                    link: v
-                        .attr("link")
-                        .as_str()
-                        .unwrap_or(DEFAULT_VIP_LINK)
-                        .to_owned(),
-                }),
-                Err(_) => {
-                    diags.push(
-                        Diagnostic::error(
-                            "Invalid vip.address",
-                            "vip.address must be an IP address, e.g. 10.0.0.10.",
-                        )
-                        .at(AttributePath::attr("vip").push_attr("address")),
+            v if v.is_null() || v.attr("address").is_unknown() => None,
+            v => {
+                let link = v
+                    .attr("link")
+                    .as_str()
+                    .unwrap_or(DEFAULT_VIP_LINK)
+                    .to_owned();
+                if let Err(e) = checks::interface_name(&link) {
+                    err(
+                        &mut diags,
+                        AttributePath::attr("vip").push_attr("link"),
+                        "Invalid vip.link",
+                        e,
                     );
-                    None
                 }
-            },
+                match v
+                    .attr("address")
+                    .as_str()
+                    .unwrap_or_default()
+                    .parse::<IpAddr>()
+                {
+                    Ok(address) => Some(Vip { address, link }),
+                    Err(_) => {
+                        err(
+                            &mut diags,
+                            AttributePath::attr("vip").push_attr("address"),
+                            "Invalid vip.address",
+                            format!(
+                                "{:?} is not an IP address: vip.address is a free address on the \
+                                 control planes' network, e.g. 10.0.0.10",
+                                v.attr("address").as_str().unwrap_or_default()
+                            ),
+                        );
+                        None
+                    }
+                }
+            }
         };
         let spec = ClusterSpec {
             name: text("name"),
@@ -195,79 +450,23 @@ impl Cluster {
             vip,
             config_patches: strings(config.attr("config_patches")).unwrap_or_default(),
         };
-        check_endpoint(&spec.endpoint, &mut diags);
-        let mut machines = Vec::new();
-        for (block, role) in [
-            ("control_plane", Role::ControlPlane),
-            ("worker", Role::Worker),
-        ] {
-            let Some(list) = config.attr(block).as_elements() else {
-                continue;
-            };
-            for (index, m) in list.iter().enumerate() {
-                let hostname = m.attr("hostname").as_str().unwrap_or_default().to_owned();
-                let path = block_path(role, Some(index));
-                if !hostname_ok(&hostname) {
-                    diags.push(
-                        Diagnostic::error(
-                            "Invalid hostname",
-                            format!(
-                                "{hostname:?} is not a valid hostname: use 1 to 63 lowercase letters, digits and '-', not starting or ending with '-'."
-                            ),
-                        )
-                        .at(path.push_attr("hostname")),
-                    );
-                }
-                machines.push(Machine {
-                    hostname: hostname.clone(),
-                    index: Some(index),
-                    role,
-                    address: m.attr("address").as_str().unwrap_or_default().to_owned(),
-                    spec: NodeSpec {
-                        role,
-                        hostname,
-                        install_disk: m.attr("install_disk").as_str().map(str::to_owned),
-                        config_patches: strings(m.attr("config_patches")).unwrap_or_default(),
-                    },
-                });
-            }
+        let machines = machines(config, &mut diags);
+        let no_control_plane = match config.attr("control_plane") {
+            Value::Null => true,
+            v => v.as_elements().is_some_and(<[Value]>::is_empty),
+        };
+        check_machines(
+            &machines,
+            &spec,
+            endpoint_host.as_deref(),
+            no_control_plane,
+            &mut diags,
+        );
+        if diags.has_errors() {
+            return Parsed::Invalid(diags);
         }
-        if !machines.iter().any(|m| m.role == Role::ControlPlane) {
-            diags.push(
-                Diagnostic::error(
-                    "No control plane",
-                    "A cluster needs at least one control_plane block (three for a highly available etcd).",
-                )
-                .at(AttributePath::attr("control_plane")),
-            );
-        }
-        let mut names: HashSet<&str> = HashSet::new();
-        for m in &machines {
-            if !names.insert(&m.hostname) {
-                diags.push(
-                    Diagnostic::error(
-                        "Duplicate hostname",
-                        format!("Two machines are named {:?}. Hostnames name Kubernetes Nodes and etcd members: each must be unique.", m.hostname),
-                    )
-                    .at(m.path().push_attr("hostname")),
-                );
-            }
-        }
-        let mut seen: HashMap<String, String> = HashMap::new();
-        for m in &machines {
-            let key = normalise_address(&m.address);
-            if let Some(first) = seen.insert(key, m.hostname.clone()) {
-                diags.push(
-                    Diagnostic::error(
-                        "Duplicate machine address",
-                        format!(
-                            "{:?} and {first:?} both have address {}. Each machine needs its own address.",
-                            m.hostname, m.address
-                        ),
-                    )
-                    .at(m.path().push_attr("address")),
-                );
-            }
+        if !config.is_wholly_known() {
+            return Parsed::Unknown;
         }
         let cluster = Cluster {
             spec,
@@ -278,19 +477,21 @@ impl Cluster {
                 "reboot" => ApplyMode::Reboot,
                 _ => ApplyMode::Auto,
             },
+            boot_timeout: config
+                .attr("boot_timeout")
+                .as_str()
+                .and_then(|t| parse_duration(t).ok())
+                .unwrap_or(DEFAULT_BOOT_TIMEOUT),
             machines,
         };
-        if diags.has_errors() {
-            return Parsed::Invalid(diags);
-        }
         // Render every machine once with placeholder secrets: patches and fields are checked
         // at plan time, before any secret exists.
-        let placeholder = placeholder_secrets();
-        for m in &cluster.machines {
-            if let Err(e) = cluster.render(m, &placeholder) {
-                diags.push(cluster.render_error(&e));
-            }
-        }
+        diags.extend(
+            cluster
+                .render_all(&placeholder_secrets())
+                .err()
+                .unwrap_or_default(),
+        );
         if diags.has_errors() {
             Parsed::Invalid(diags)
         } else {
@@ -298,13 +499,54 @@ impl Cluster {
         }
     }
 
+    /// Every machine rendered; the errors grouped so that a cluster patch that fails on five
+    /// machines is one diagnostic naming the five.
+    pub fn render_all(
+        &self,
+        secrets: &MachineSecrets,
+    ) -> Result<BTreeMap<String, String>, Diagnostics> {
+        let mut out = BTreeMap::new();
+        let mut failed: Vec<(String, Vec<&Machine>)> = Vec::new();
+        for m in &self.machines {
+            match self.render(m, secrets) {
+                Ok(c) => {
+                    out.insert(m.hostname.clone(), c);
+                }
+                Err(e) => {
+                    let key = e.to_string();
+                    match failed.iter_mut().find(|(k, _)| *k == key) {
+                        Some((_, ms)) => ms.push(m),
+                        None => failed.push((key, vec![m])),
+                    }
+                }
+            }
+        }
+        if failed.is_empty() {
+            return Ok(out);
+        }
+        let mut diags = Diagnostics::new();
+        for (_, ms) in failed {
+            if let Err(e) = self.render(ms[0], secrets) {
+                diags.push(self.render_error(&ms, &e));
+            }
+        }
+        Err(diags)
+    }
+
     /// One machine's config YAML.
     pub fn render(&self, m: &Machine, secrets: &MachineSecrets) -> Result<String, RenderError> {
         render::render(&self.spec, &m.spec, secrets, &self.talos_version)
     }
 
-    /// A render error as a diagnostic on the attribute it concerns.
-    pub fn render_error(&self, e: &RenderError) -> Diagnostic {
+    /// A render error as a diagnostic on the attribute it concerns, naming the machines whose
+    /// config it breaks (`config_patches[2] for machine cp-2`).
+    pub fn render_error(&self, machines: &[&Machine], e: &RenderError) -> Diagnostic {
+        let names = machines
+            .iter()
+            .map(|m| format!("{} ({})", m.hostname, m.path()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let plural = if machines.len() == 1 { "" } else { "s" };
         match e {
             RenderError::Patch(p) => {
                 let path = match &p.patch {
@@ -319,9 +561,10 @@ impl Cluster {
                     }
                 };
                 Diagnostic::error(
-                    "Invalid config patch",
+                    format!("Invalid config patch {path} for machine{plural} {names}"),
                     format!(
-                        "{e}. Fix the patch: it must apply to the machine config Talos {} takes.",
+                        "{p}. Fix the patch: the machine config it makes must be one Talos {} \
+                         takes and a cluster can run with.",
                         self.talos_version_text
                     ),
                 )
@@ -330,16 +573,25 @@ impl Cluster {
             RenderError::Invalid { field, problem } => {
                 let path = match *field {
                     "install.image" => AttributePath::attr("install").push_attr("image"),
+                    "install.disk" => AttributePath::attr("install").push_attr("disk"),
                     "vip.link" => AttributePath::attr("vip").push_attr("link"),
-                    "hostname" => AttributePath::attr("control_plane"),
+                    "hostname" | "install_disk" => machines
+                        .first()
+                        .map_or(AttributePath::attr("control_plane"), |m| {
+                            m.path().push_attr(*field)
+                        }),
                     f => AttributePath::attr(f),
                 };
-                Diagnostic::error(format!("Invalid {field}"), format!("{field} {problem}."))
-                    .at(path)
+                Diagnostic::error(
+                    format!("Invalid {field}"),
+                    format!("{field}: {problem} (machine{plural} {names})."),
+                )
+                .at(path)
             }
-            RenderError::Yaml(_) => {
-                Diagnostic::error("Cannot render the machine config", e.to_string())
-            }
+            RenderError::Yaml(_) => Diagnostic::error(
+                format!("Cannot render the machine config of {names}"),
+                e.to_string(),
+            ),
         }
     }
 
@@ -371,25 +623,6 @@ fn normalise_address(a: &str) -> String {
     a.parse::<IpAddr>()
         .map(|ip| ip.to_string())
         .unwrap_or_else(|_| a.trim().to_ascii_lowercase())
-}
-
-fn check_endpoint(endpoint: &str, diags: &mut Diagnostics) {
-    let ok = endpoint
-        .strip_prefix("https://")
-        .map(|r| r.trim_end_matches('/'))
-        .and_then(|hp| hp.rsplit_once(':'))
-        .is_some_and(|(h, p)| {
-            !h.is_empty() && !h.contains('/') && p.parse::<u16>().is_ok_and(|p| p > 0)
-        });
-    if !ok {
-        diags.push(
-            Diagnostic::error(
-                "Invalid endpoint",
-                format!("endpoint {endpoint:?} must be https://HOST:PORT, e.g. https://10.0.0.10:6443 (the VIP or load balancer in front of the control planes)."),
-            )
-            .at(AttributePath::attr("endpoint")),
-        );
-    }
 }
 
 /// Secrets-shaped strings: rendering only copies secrets into the config, so these let a plan
