@@ -30,7 +30,6 @@ pub fn opts(pod_ready_ms: u64) -> LabOptions {
     }
 }
 
-
 /// A cluster at `net`.10:6443 with a control plane (`net`.1) and, if named, a worker
 /// (`net`.2); `cni: none` unless `flannel`. The admin client, base URL, kubeconfig YAML and
 /// cluster key.
@@ -234,12 +233,6 @@ async fn cilium_manifest_readies_nodes_and_its_operator_taints() {
         d["status"]["readyReplicas"] == 2
     })
     .await;
-    for d in ["hubble-relay", "hubble-ui"] {
-        wait_for(&kube, &format!("{deps}/{d}"), 5, |d| {
-            d["status"]["readyReplicas"] == 1
-        })
-        .await;
-    }
 
     // The worker goes down: its agent is scheduled but not ready, so the operator (still
     // running on the control plane) taints it. (A second later, so that the Ready condition's
