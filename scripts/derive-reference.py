@@ -12,11 +12,12 @@ examples, display hints). The output is committed under lab/data/, so a clone bu
 
 import argparse
 import json
+import os
 import pathlib
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-REFERENCE = ROOT.parent / "shared" / "reference"
+REFERENCE = pathlib.Path(os.environ.get("INFRAFLUX_REFERENCE", ROOT.parent / "shared" / "reference"))
 OUT = ROOT / "lab" / "data"
 
 # Keys holding prose in PVE's apidata. Parameter names are never touched: they are keys of

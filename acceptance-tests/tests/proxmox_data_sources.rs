@@ -74,3 +74,31 @@ both_terraforms!(nodes_and_template_lookup, |tf: &Tf| {
     w.destroy();
     lab.assert_only_templates_left();
 });
+
+/// One Proxmox VE client per provider process: a refresh that reads a data source and a
+/// resource asks for `/cluster/resources` once between them. (A client per kind would bring a
+/// cache, a limiter and a connection pool per kind, and ask twice.)
+#[test]
+fn data_sources_and_resources_share_one_client() {
+    let tf = Tf::v1_15();
+    let lab = Lab::up();
+    let w = Work::new(&tf);
+    w.config(&format!(
+        "{}data \"infraflux_proxmox_template\" \"talos\" {{\n  name = \"talos-template\"\n}}\n\nresource \"infraflux_proxmox_vm\" \"vm\" {{\n  node    = \"pve1\"\n  started = false\n  clone {{\n    source_vm_id = 9000\n  }}\n}}\n",
+        lab.provider(None)
+    ));
+    w.init();
+    w.apply();
+
+    lab.control("POST", "/requests/reset", None);
+    w.assert_plan_empty();
+    let req = lab.control("GET", "/requests", None);
+    assert_eq!(req["by_route"]["GET /cluster/resources"], 1, "{req}");
+    assert_eq!(
+        req["by_route"]["GET /nodes/{node}/qemu/{vmid}/config"], 1,
+        "the VM was refreshed: {req}"
+    );
+
+    w.destroy();
+    lab.assert_only_templates_left();
+}

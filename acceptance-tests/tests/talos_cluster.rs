@@ -156,6 +156,20 @@ both_terraforms!(stack_create_scale_patch_drift_destroy, |tf: &Tf| {
     assert_eq!(lab.talos_node(&ip(22))["stage"], "running");
     w.assert_plan_empty();
 
+    // Every control plane reinstalled: the cluster's etcd is gone. The apply says so at once
+    // instead of waiting for a health check that cannot pass.
+    for h in [11, 12, 13] {
+        let vmid = lab.talos_node(&ip(h))["vmid"].as_i64().expect("vmid");
+        lab.control("POST", &format!("/talos/nodes/{vmid}/maintenance"), None);
+    }
+    let out = w.apply_fails();
+    assert!(
+        out.text().contains("every control plane lost its state")
+            && out.text().contains("etcd has 0 of 3 members"),
+        "{}",
+        out.all()
+    );
+
     // Nothing of all this regenerated a secret.
     assert_eq!(
         w.resource("module.cluster.infraflux_talos_cluster.this")["machine_secrets"],

@@ -2,6 +2,7 @@
 //! setting, checked at validate time (known values) and at configure time (with env values),
 //! each error naming the attribute — and the variable, when the value came from one.
 
+use infraflux_proxmox::{self as proxmox, Auth, TlsTrust};
 use tfplugin::framework::validate::int_between;
 use tfplugin::{Attribute, AttributePath, Block, Diagnostics, NestedBlock, Nesting, Schema, Value};
 
@@ -94,40 +95,6 @@ pub fn schema() -> Schema {
     )
 }
 
-/// Proxmox credentials.
-#[derive(Clone, PartialEq)]
-pub enum Auth {
-    Token { id: String, secret: String },
-    Ticket { username: String, password: String },
-}
-
-// Hand-written so a stray `{:?}` can never print a secret.
-impl std::fmt::Debug for Auth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Auth::Token { id, .. } => write!(f, "Token({id})"),
-            Auth::Ticket { username, .. } => write!(f, "Ticket({username})"),
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum TlsTrust {
-    SystemRoots,
-    CaPem(String),
-    Fingerprint([u8; 32]),
-    Insecure,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct ProxmoxSettings {
-    pub endpoint: String,
-    pub auth: Auth,
-    pub tls: TlsTrust,
-    pub max_parallel_tasks_per_node: usize,
-    pub vm_id_range: (u32, u32),
-}
-
 /// A setting's value from the block, else from its variable; with where it came from.
 struct Field {
     value: Value,
@@ -191,7 +158,7 @@ pub fn validate(config: &Value, diags: &mut Diagnostics) {
 pub fn resolve(
     config: &Value,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<(Option<ProxmoxSettings>, Diagnostics), Diagnostics> {
+) -> Result<(Option<proxmox::Settings>, Diagnostics), Diagnostics> {
     let mut diags = Diagnostics::new();
     let settings = check(config, env, &mut diags);
     if diags.has_errors() {
@@ -205,7 +172,7 @@ fn check(
     config: &Value,
     env: &dyn Fn(&str) -> Option<String>,
     diags: &mut Diagnostics,
-) -> Option<ProxmoxSettings> {
+) -> Option<proxmox::Settings> {
     let block = config.attr("proxmox");
     let f = |a| field(block, a, env);
     let (endpoint, token, user, pass) =
@@ -367,7 +334,7 @@ fn check(
         _ => TlsTrust::SystemRoots,
     };
     let clamp = |x: i64| u32::try_from(x).unwrap_or(u32::MAX);
-    Some(ProxmoxSettings {
+    Some(proxmox::Settings {
         endpoint,
         auth,
         tls,

@@ -1,22 +1,10 @@
-//! `terraform-provider-infraflux`: Proxmox VE VMs → Talos Linux → Cilium → Argo CD, from HCL.
-
-mod config;
-mod data_sources;
-mod ephemeral;
-mod k8s;
-mod provider;
-// The Proxmox VE client; infraflux_proxmox_vm uses it, disks/migration/create_vm wait for later slices.
-#[allow(dead_code)]
-mod proxmox;
-mod resources;
-mod talos;
-mod tls;
+//! The `terraform-provider-infraflux` binary: Terraform starts it and speaks protocol 6 to it.
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     tfplugin::serve::main(
-        "registry.terraform.io/infraflux/infraflux",
-        provider::InfraFlux::default,
+        terraform_provider_infraflux::ADDRESS,
+        terraform_provider_infraflux::InfraFlux::default,
     )
 }

@@ -33,6 +33,7 @@ pub fn init(module: &'static str, level: Level) {
     let _ = tracing::subscriber::set_global_default(Registry::default().with(layer));
 }
 
+/// A `tracing` layer writing hclog JSON lines to stderr, one write per line.
 pub struct HclogLayer {
     module: &'static str,
     max: Level,
@@ -79,6 +80,7 @@ fn level_name(l: &Level) -> &'static str {
     }
 }
 
+/// One hclog JSON line: level, module, timestamp, message and the event's fields.
 pub fn format_line(module: &str, level: &Level, fields: Map<String, Json>) -> String {
     let ts = time::OffsetDateTime::now_utc();
     let stamp = format!(

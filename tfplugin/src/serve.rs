@@ -13,11 +13,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use base64::Engine as _;
-use rustls::client::danger::HandshakeSignatureValid;
+use infraflux_tls::{ExactCert, PolicyVerifier};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -471,11 +469,12 @@ impl AutoMtls {
             .map_err(|e| ServeError::BadClientCert(e.to_string()))?;
         let (server_cert, server_key) =
             self_signed().map_err(|e| ServeError::Tls(e.to_string()))?;
-        let provider = Arc::new(crypto_provider());
-        let verifier = Arc::new(PinnedClientCert {
-            der: client.to_vec(),
-            provider: provider.clone(),
-        });
+        // ring signs and exchanges keys; Terraform's client key is P-521, which only aws-lc-rs
+        // verifies: infraflux_tls's provider is exactly that split.
+        let provider = infraflux_tls::crypto_provider();
+        // Exactly Terraform's certificate: a self-signed P-521 CA, which path validation would
+        // reject as an end entity; pinning is both simpler and stricter.
+        let verifier = Arc::new(PolicyVerifier::new(ExactCert(client.to_vec()), &provider));
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| ServeError::Tls(e.to_string()))?
@@ -503,18 +502,7 @@ impl AutoMtls {
     }
 }
 
-/// ring for randomness, key exchange and our own signatures; aws-lc-rs only to verify
-/// signatures, because Terraform's client key is P-521, which ring cannot verify. aws-lc's
-/// random generator seeds itself from CPU jitter on first use (~40 ms here), which would
-/// dominate start-up; verifying needs no randomness, so that cost is never paid.
-fn crypto_provider() -> rustls::crypto::CryptoProvider {
-    let mut p = rustls::crypto::ring::default_provider();
-    p.signature_verification_algorithms =
-        rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms;
-    p
-}
-
-/// The server key, generated and used by ring (see [`crypto_provider`]).
+/// The server key, generated and used by ring (see [`infraflux_tls::crypto_provider`]).
 struct ServerKey {
     pair: ring::signature::EcdsaKeyPair,
     pkcs8: Vec<u8>,
@@ -576,66 +564,6 @@ fn self_signed() -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), rc
     let cert = p.self_signed(&key)?;
     let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.pkcs8));
     Ok((cert.der().clone(), key_der))
-}
-
-/// Accepts exactly one certificate, byte for byte. Terraform's client certificate is a
-/// self-signed P-521 CA, which path validation would reject as an end entity; pinning is
-/// both simpler and stricter. Signatures are still verified with aws-lc-rs, which has P-521.
-#[derive(Debug)]
-struct PinnedClientCert {
-    der: Vec<u8>,
-    provider: Arc<rustls::crypto::CryptoProvider>,
-}
-
-impl ClientCertVerifier for PinnedClientCert {
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
-    }
-    fn verify_client_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        if end_entity.as_ref() == self.der.as_slice() {
-            Ok(ClientCertVerified::assertion())
-        } else {
-            Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::ApplicationVerificationFailure,
-            ))
-        }
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
 }
 
 #[cfg(test)]

@@ -309,6 +309,18 @@ impl K8s {
                     .iter()
                     .map(|n| n["metadata"]["name"].clone())
                     .collect();
+                // As clients see them (the Ready condition is computed when read).
+                let ready: Vec<Value> = items
+                    .into_iter()
+                    .map(|n| r.api.node_view(n))
+                    .filter(|n| {
+                        n["status"]["conditions"].as_array().is_some_and(|cs| {
+                            cs.iter()
+                                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                        })
+                    })
+                    .map(|n| n["metadata"]["name"].clone())
+                    .collect();
                 json!({
                     "cluster_key": r.api.key,
                     "cluster_name": r.api.cluster_name,
@@ -316,6 +328,7 @@ impl K8s {
                     "bound": format!("https://{}", r.api.bound),
                     "version": r.api.version,
                     "nodes": names,
+                    "ready_nodes": ready,
                 })
             })
             .collect();

@@ -97,7 +97,13 @@ pub struct Pve {
     state: Mutex<Cluster>,
     counters: Mutex<Counters>,
     file_locks: Mutex<HashMap<u32, Arc<flock::Flock>>>,
+    power_guard: std::sync::OnceLock<PowerGuard>,
 }
+
+/// Asked before a VM powers on, with the cluster state locked: what runs inside the VM (a Talos
+/// node) claims what it needs on this machine (its address, recording a DHCP lease in the VM),
+/// or says why it cannot.
+pub type PowerGuard = Box<dyn Fn(&mut state::Vm) -> Result<(), String> + Send + Sync>;
 
 impl Pve {
     pub fn new(
@@ -116,6 +122,21 @@ impl Pve {
             state: Mutex::new(cluster),
             counters: Mutex::new(Counters::default()),
             file_locks: Mutex::new(HashMap::new()),
+            power_guard: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Install the power-on guard (once; the Talos simulation does).
+    pub fn set_power_guard(&self, guard: PowerGuard) {
+        let _ = self.power_guard.set(guard);
+    }
+
+    /// Whether `vm` may power on: a VM whose machine cannot get its address must not start, so
+    /// a client never talks to whatever else holds that address.
+    pub fn power_on_check(&self, vm: &mut state::Vm) -> Result<(), String> {
+        match self.power_guard.get() {
+            Some(guard) => guard(vm),
+            None => Ok(()),
         }
     }
 

@@ -190,6 +190,7 @@ pub fn cluster(boot_time: u64) -> Cluster {
                 running: false,
                 started: None,
                 pid: 0,
+                lease: None,
             },
         );
     }

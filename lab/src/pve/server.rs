@@ -21,7 +21,11 @@ const PREFIX: &str = "/api2/json";
 pub async fn handle(pve: Arc<Pve>, req: Req) -> Result<Resp, DropConnection> {
     let started = Instant::now();
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    // pveproxy percent-decodes the path before routing (`uri_unescape` in pve-http-server), so
+    // `/tasks/UPID%3Apve1%3A…/status` reaches the task.
+    let path = percent_encoding::percent_decode_str(req.uri().path())
+        .decode_utf8_lossy()
+        .into_owned();
     let rel = path.strip_prefix(PREFIX).unwrap_or(&path).to_string();
     pve.count(Some(format!("{method} {rel}")), None);
 

@@ -49,6 +49,8 @@ pub struct Vm {
     pub running: bool,
     pub started: Option<Instant>,
     pub pid: u32,
+    /// The lab "DHCP" lease of a VM without a static loopback address (see `guest_ipv4`).
+    pub lease: Option<std::net::Ipv4Addr>,
 }
 
 impl Vm {

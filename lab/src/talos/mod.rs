@@ -108,17 +108,87 @@ pub struct Talos {
     disks: Mutex<HashMap<u32, Disk>>,
     /// etcd membership per cluster key.
     etcd: Mutex<HashMap<String, cluster::EtcdCluster>>,
+    /// Listeners claimed by the power-on guard for VMs about to start.
+    claimed: Mutex<HashMap<u32, std::net::TcpListener>>,
 }
 
 impl Talos {
     pub fn new(opts: TalosOptions, pve: Arc<Pve>) -> Arc<Talos> {
-        Arc::new(Talos {
+        let talos = Arc::new(Talos {
             opts,
-            pve,
+            pve: pve.clone(),
             live: Mutex::new(HashMap::new()),
             disks: Mutex::new(HashMap::new()),
             etcd: Mutex::new(HashMap::new()),
-        })
+            claimed: Mutex::new(HashMap::new()),
+        });
+        let weak = Arc::downgrade(&talos);
+        pve.set_power_guard(Box::new(move |vm| match weak.upgrade() {
+            Some(t) => t.claim_address(vm),
+            None => Ok(()),
+        }));
+        talos
+    }
+
+    /// Bind the address a VM's node will listen on before the VM starts. A node never listens
+    /// anywhere but its own address: if another process (another lab, another demo) holds a
+    /// static address the start fails saying so, instead of clients reaching someone else's
+    /// node; a VM without one gets the first free address of the lab's DHCP pool as its lease.
+    fn claim_address(&self, vm: &mut crate::pve::state::Vm) -> Result<(), String> {
+        use crate::pve::handlers::util::{dhcp_address, guest_ipv4, static_ipv4};
+        let (ip, _) = guest_ipv4(vm);
+        let Ok(ip) = ip.parse::<Ipv4Addr>() else {
+            return Ok(());
+        };
+        if self.live().get(&vm.vmid).is_some_and(|l| l.node.ip == ip) {
+            // A reboot: the node keeps the address it holds.
+            return Ok(());
+        }
+        let bind = |ip: Ipv4Addr| {
+            let addr = SocketAddr::from((ip, self.opts.port));
+            std::net::TcpListener::bind(addr)
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .map_err(|e| (addr, e))
+        };
+        let listener = if static_ipv4(vm).is_some() {
+            bind(ip).map_err(|(addr, e)| {
+                format!(
+                    "lab: VM {} cannot have its address {addr}: {e} (another lab or demo holds it?); \
+                     give the VM a free loopback address",
+                    vm.vmid
+                )
+            })?
+        } else {
+            // A lease keeps its address while free; else the pool's next free one.
+            let tries = vm
+                .lease
+                .into_iter()
+                .chain((0..64).map(|a| dhcp_address(vm.vmid, a)));
+            let mut last = None;
+            let mut got = None;
+            for ip in tries {
+                match bind(ip) {
+                    Ok(l) => {
+                        vm.lease = Some(ip);
+                        got = Some(l);
+                        break;
+                    }
+                    Err(e) => last = Some(e),
+                }
+            }
+            got.ok_or_else(|| match last {
+                Some((addr, e)) => format!(
+                    "lab: no free DHCP address for VM {} (last tried {addr}: {e})",
+                    vm.vmid
+                ),
+                None => format!("lab: no DHCP address for VM {}", vm.vmid),
+            })?
+        };
+        self.claimed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(vm.vmid, listener);
+        Ok(())
     }
 
     /// The lab's fault settings (shared with the PVE side).
@@ -175,19 +245,22 @@ impl Talos {
         let Some(ip) = self.address_of(vmid) else {
             return;
         };
-        let listener = match TcpListener::bind(SocketAddr::from((ip, self.opts.port))).await {
+        let claimed = self
+            .claimed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&vmid);
+        let listener = match claimed {
+            Some(l) => TcpListener::from_std(l),
+            // A reboot: the address was released by power_off just now.
+            None => TcpListener::bind(SocketAddr::from((ip, self.opts.port))).await,
+        };
+        let listener = match listener {
             Ok(l) => l,
             Err(e) => {
-                // Another lab (or process) holds the address: fall back to an ephemeral port
-                // on 127.0.0.1; GET /talos/nodes reports the endpoint actually used.
-                tracing::warn!(vmid, %ip, "cannot bind {ip}:{}: {e}; using 127.0.0.1", self.opts.port);
-                match TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await {
-                    Ok(l) => l,
-                    Err(e) => {
-                        tracing::error!(vmid, "talos node cannot listen: {e}");
-                        return;
-                    }
-                }
+                // Never elsewhere: a node on another address would be someone else's.
+                tracing::error!(vmid, %ip, "talos node cannot listen on {ip}:{}: {e}", self.opts.port);
+                return;
             }
         };
         let Ok(endpoint) = listener.local_addr() else {
@@ -282,10 +355,13 @@ impl Talos {
 async fn stop_node(stop: watch::Sender<bool>, task: JoinHandle<()>) {
     let _ = stop.send(true);
     let abort = task.abort_handle();
-    if tokio::time::timeout(std::time::Duration::from_secs(2), task)
+    let mut task = task;
+    if tokio::time::timeout(std::time::Duration::from_secs(2), &mut task)
         .await
         .is_err()
     {
         abort.abort();
+        // Gone for good (with its listener) before the address is bound again.
+        let _ = task.await;
     }
 }

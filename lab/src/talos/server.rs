@@ -264,6 +264,9 @@ pub async fn run(
             .serve_with_incoming_shutdown(ReceiverStream::new(rx), shutdown)
             .await;
         accepting.abort();
+        // Wait until the accept task is gone: it holds the listener, and a reboot binds the
+        // same address again right after this returns.
+        let _ = accepting.await;
         if let Err(e) = served {
             tracing::warn!(vmid = node.vmid, "talos API server failed: {e}");
         }

@@ -187,8 +187,8 @@ fn agent_taint(node: &Value) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cilium_manifest_readies_nodes_and_its_operator_taints() {
-    // The real chart's render for the Talos preset (upstream fixture: 25 objects).
-    let Some(render) = infraflux_reference::path("cilium/golden/talos-base.yaml") else {
+    // The real chart's render for the Talos preset with Hubble relay and UI (37 objects).
+    let Some(render) = infraflux_reference::path("cilium/golden/hubble.yaml") else {
         return;
     };
     let t = T::with(opts(150)).await;
@@ -201,7 +201,7 @@ async fn cilium_manifest_readies_nodes_and_its_operator_taints() {
     }
 
     let out = python_apply(&yaml, render, "kube-system").await;
-    assert_eq!(out, ["applied=25", "unparsable="]);
+    assert_eq!(out, ["applied=37", "unparsable="]);
 
     // Each node's agent pod turns ready: the pod network is up, the node Ready; the operator
     // posts NetworkUnavailable=False and leaves no agent-not-ready taint.
@@ -233,6 +233,12 @@ async fn cilium_manifest_readies_nodes_and_its_operator_taints() {
         d["status"]["readyReplicas"] == 2
     })
     .await;
+    for d in ["hubble-relay", "hubble-ui"] {
+        wait_for(&kube, &format!("{deps}/{d}"), 5, |d| {
+            d["status"]["readyReplicas"] == 1
+        })
+        .await;
+    }
 
     // The worker goes down: its agent is scheduled but not ready, so the operator (still
     // running on the control plane) taints it. (A second later, so that the Ready condition's

@@ -284,6 +284,14 @@ async fn injected_task_failure() {
     // Bad UPIDs.
     let r = t.get("/nodes/pve1/tasks/UPID:nope/status", &[]).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    // pveproxy decodes the path before routing: a percent-encoded UPID names the same task.
+    let upid = list[0]["upid"].as_str().expect("upid");
+    let encoded = upid.replace(':', "%3A").replace('@', "%40");
+    let r = t
+        .get(&format!("/nodes/pve1/tasks/{encoded}/status"), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{encoded}");
+    assert_eq!(r.body["data"]["upid"], upid);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -372,8 +372,7 @@ async fn responses_only_use_keys_the_schema_declares() {
 }
 
 fn schema_returns(path: &str) -> serde_json::Value {
-    let doc: serde_json::Value =
-        serde_json::from_str(infraflux_lab::pve::schema::APIDATA).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(infraflux_lab::pve::schema::APIDATA).unwrap();
     fn find<'a>(n: &'a serde_json::Value, p: &str) -> Option<&'a serde_json::Value> {
         if n["path"] == p {
             return Some(n);
@@ -414,3 +413,23 @@ const REAL_BUT_UNDOCUMENTED: &[(&str, &str)] = &[
     ("/nodes/{node}/network", "bridge_stp"),
     ("/nodes/{node}/network", "bridge_fd"),
 ];
+
+/// `lab/data/` is what `scripts/derive-reference.py` makes of the upstream schemas today.
+#[test]
+fn derived_schemas_are_fresh() {
+    let Some(reference) = infraflux_reference::path("proxmox") else {
+        return;
+    };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = std::process::Command::new("python3")
+        .arg(root.join("scripts/derive-reference.py"))
+        .arg("--check")
+        .env("INFRAFLUX_REFERENCE", reference.join(".."))
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

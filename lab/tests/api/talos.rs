@@ -722,3 +722,76 @@ async fn lab_dhcp_address_when_ipconfig_is_not_loopback() {
     assert_eq!(doc["nodes"], serde_json::json!([]));
     t.lab.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_address_fails_the_start_instead_of_moving_the_node() {
+    let t = T::with(opts(false, 0)).await;
+    // Another process (another lab, another demo) holds the address the VM is given.
+    let other = std::net::TcpListener::bind("127.77.50.1:50000").expect("bind");
+    t.clone_template(306, "taken").await;
+    t.put(
+        "/nodes/pve1/qemu/306/config",
+        &[("ipconfig0", "ip=127.77.50.1/8")],
+    )
+    .await
+    .ok();
+    let r = t.post("/nodes/pve1/qemu/306/status/start", &[]).await;
+    let upid = r.ok().as_str().expect("UPID").to_string();
+    let st = t.wait_task(&upid).await;
+    let status = st["exitstatus"].as_str().unwrap_or_default();
+    assert!(
+        status.contains("127.77.50.1:50000") && status.contains("another lab"),
+        "{st}"
+    );
+    let doc = t.control_get("/talos/nodes").await;
+    assert_eq!(
+        doc["nodes"],
+        serde_json::json!([]),
+        "no node listens elsewhere"
+    );
+    let st = t.get("/nodes/pve1/qemu/306/status/current", &[]).await;
+    assert_eq!(st.ok()["status"], "stopped");
+
+    // Once the address is free the VM starts, and a restart keeps the node's own address.
+    drop(other);
+    let r = t.post("/nodes/pve1/qemu/306/status/start", &[]).await;
+    t.task_ok(r).await;
+    let n = kit::wait_stage(&t, 306, "maintenance").await;
+    assert_eq!(kit::endpoint(&n).to_string(), "127.77.50.1:50000");
+    let r = t.post("/nodes/pve1/qemu/306/status/reboot", &[]).await;
+    t.task_ok(r).await;
+    let n = kit::wait_node(&t, 306, |n| n["stage"] == "maintenance").await;
+    assert_eq!(kit::endpoint(&n).to_string(), "127.77.50.1:50000");
+    t.lab.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dhcp_vm_leases_the_next_free_address_when_another_lab_holds_its_own() {
+    let t = T::with(opts(false, 0)).await;
+    // Another lab's VM 308 holds the address the pool offers VM 308 first.
+    let _other = std::net::TcpListener::bind("127.10.1.52:50000").expect("bind");
+    t.clone_template(308, "dhcp-taken").await;
+    let r = t.post("/nodes/pve1/qemu/308/status/start", &[]).await;
+    t.task_ok(r).await;
+    let n = kit::wait_stage(&t, 308, "maintenance").await;
+    assert_eq!(n["address"], "127.11.1.52");
+    // The guest agent reports the lease, and a restart keeps it.
+    let ifs = t
+        .get("/nodes/pve1/qemu/308/agent/network-get-interfaces", &[])
+        .await
+        .ok()
+        .clone();
+    assert_eq!(
+        ifs["result"][1]["ip-addresses"][0]["ip-address"],
+        "127.11.1.52"
+    );
+    for action in ["stop", "start"] {
+        let r = t
+            .post(&format!("/nodes/pve1/qemu/308/status/{action}"), &[])
+            .await;
+        t.task_ok(r).await;
+    }
+    let n = kit::wait_stage(&t, 308, "maintenance").await;
+    assert_eq!(n["address"], "127.11.1.52");
+    t.lab.shutdown().await;
+}

@@ -7,49 +7,16 @@
 mod proxmox_nodes;
 mod proxmox_template;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use tfplugin::{AttributePath, DataSource, Diagnostic};
+use tfplugin::DataSource;
 
 use crate::provider::Shared;
-use crate::proxmox::Client;
-
-/// The Proxmox VE client the data sources of one provider process share.
-#[derive(Clone)]
-pub struct ProxmoxData {
-    shared: Arc<Shared>,
-    client: Arc<OnceLock<Client>>,
-}
-
-impl ProxmoxData {
-    fn client(&self, data_source: &str) -> Result<Client, Diagnostic> {
-        if let Some(c) = self.client.get() {
-            return Ok(c.clone());
-        }
-        let Some(Some(settings)) = self.shared.proxmox.get() else {
-            return Err(Diagnostic::error(
-                "Proxmox VE is not configured",
-                format!(
-                    "{data_source} needs a `proxmox {{ endpoint = …, api_token = … }}` block in the `provider \"infraflux\"` block (or the PROXMOX_VE_ENDPOINT and PROXMOX_VE_API_TOKEN environment variables)."
-                ),
-            ));
-        };
-        let c = Client::new(settings).map_err(|e| {
-            Diagnostic::error("Invalid Proxmox VE settings", e.to_string())
-                .at(AttributePath::attr("proxmox"))
-        })?;
-        Ok(self.client.get_or_init(|| c).clone())
-    }
-}
 
 /// Every data source the provider offers.
 pub fn all(shared: &Arc<Shared>) -> Vec<Arc<dyn DataSource>> {
-    let px = ProxmoxData {
-        shared: shared.clone(),
-        client: Arc::new(OnceLock::new()),
-    };
     vec![
-        Arc::new(proxmox_nodes::ProxmoxNodes(px.clone())),
-        Arc::new(proxmox_template::ProxmoxTemplate(px)),
+        Arc::new(proxmox_nodes::ProxmoxNodes(shared.clone())),
+        Arc::new(proxmox_template::ProxmoxTemplate(shared.clone())),
     ]
 }

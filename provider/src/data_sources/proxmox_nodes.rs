@@ -1,16 +1,18 @@
 //! `data "infraflux_proxmox_nodes"`: `GET /nodes`, then `GET /nodes/{node}/storage` for each
 //! online node.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
+use infraflux_proxmox::types::{NodeInfo, NodeStorage};
 use tfplugin::{Attribute, Block, Ctx, DataSource, Diagnostic, Schema, StateResponse, Type, Value};
 
-use super::ProxmoxData;
-use crate::proxmox::types::{NodeInfo, NodeStorage};
+use crate::provider::Shared;
 
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
 
-pub struct ProxmoxNodes(pub ProxmoxData);
+pub struct ProxmoxNodes(pub Arc<Shared>);
 
 fn storage_type() -> Type {
     Type::object([
@@ -106,7 +108,7 @@ impl DataSource for ProxmoxNodes {
     }
 
     async fn read(&self, _ctx: &Ctx, _config: &Value) -> StateResponse {
-        let client = match self.0.client(self.type_name()) {
+        let client = match self.0.proxmox(self.type_name()) {
             Ok(c) => c,
             Err(d) => return StateResponse::error(d),
         };
@@ -137,7 +139,7 @@ impl DataSource for ProxmoxNodes {
         let mut storages = Vec::new();
         for h in handles {
             storages.push(h.await.unwrap_or_else(|e| {
-                Err(crate::proxmox::Error::Config(format!(
+                Err(infraflux_proxmox::Error::Config(format!(
                     "internal error: {e}"
                 )))
             }));

@@ -1,17 +1,19 @@
 //! `data "infraflux_proxmox_template"`: one template VM by name, from the shared
 //! `/cluster/resources?type=vm` answer (one request for any number of lookups).
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
+use infraflux_proxmox::types::VmResource;
 use tfplugin::framework::validate::string_length;
 use tfplugin::{
     Attribute, AttributePath, Block, Ctx, DataSource, Diagnostic, Schema, StateResponse, Type,
     Value,
 };
 
-use super::ProxmoxData;
-use crate::proxmox::types::VmResource;
+use crate::provider::Shared;
 
-pub struct ProxmoxTemplate(pub ProxmoxData);
+pub struct ProxmoxTemplate(pub Arc<Shared>);
 
 /// The one template named `name` (on `node`, when given), or the error naming the attribute.
 pub fn pick<'a>(
@@ -110,7 +112,7 @@ impl DataSource for ProxmoxTemplate {
     }
 
     async fn read(&self, _ctx: &Ctx, config: &Value) -> StateResponse {
-        let client = match self.0.client(self.type_name()) {
+        let client = match self.0.proxmox(self.type_name()) {
             Ok(c) => c,
             Err(d) => return StateResponse::error(d),
         };

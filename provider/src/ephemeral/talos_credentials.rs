@@ -3,6 +3,8 @@
 //! written to plan or state, and no machine is contacted.
 
 use async_trait::async_trait;
+use infraflux_talos::secrets::MachineSecrets;
+use infraflux_talos::talosconfig;
 use tfplugin::framework::resource::OpenResponse;
 use tfplugin::framework::validate::int_between;
 use tfplugin::{
@@ -12,8 +14,6 @@ use tfplugin::{
 use time::{Duration, OffsetDateTime};
 
 use crate::k8s::Kubeconfig;
-use crate::talos::secrets::MachineSecrets;
-use crate::talos::talosconfig;
 
 /// Default lifetime of the issued certificates.
 const DEFAULT_HOURS: i64 = 24;

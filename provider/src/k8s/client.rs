@@ -102,7 +102,7 @@ impl std::fmt::Debug for K8sClient {
 }
 
 fn tls(k: &Kubeconfig) -> Result<ClientConfig, K8sError> {
-    let provider = crate::tls::crypto_provider();
+    let provider = infraflux_tls::crypto_provider();
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(k.ca_pem.as_bytes()) {
         let cert = cert.map_err(|_| K8sError::Config("the cluster CA is not PEM".into()))?;

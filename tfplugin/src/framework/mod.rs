@@ -1,6 +1,8 @@
 //! The concepts a provider author touches: schema, validators, plan modifiers, timeouts,
-//! the resource traits, and the lifecycle core that keeps Terraform's rules.
+//! the resource traits, and the lifecycle rules Terraform requires. Inside the crate,
+//! `fwserver` orchestrates each request over them, knowing no protobuf.
 
+pub(crate) mod fwserver;
 pub mod lifecycle;
 pub mod planmod;
 pub mod resource;

@@ -9,21 +9,32 @@ use crate::value::{AttributePath, Value};
 
 /// What a modifier sees of one attribute. `state` is null on create.
 pub struct AttrPlan<'a> {
+    /// Where the attribute is.
     pub path: &'a AttributePath,
+    /// Its configuration.
     pub config: &'a Value,
+    /// Its prior state.
     pub state: &'a Value,
     /// The resource's whole prior state, for modifiers that look at siblings.
     pub resource_state: &'a Value,
 }
 
+/// What a modifier may change: the attribute's planned value, whether a change replaces
+/// the resource, and diagnostics.
 pub struct AttrPlanResult {
+    /// The planned value, as the framework or earlier modifiers left it.
     pub plan: Value,
+    /// Set to replace the resource instead of updating it.
     pub requires_replace: bool,
+    /// What the modifier has to say.
     pub diags: Diagnostics,
 }
 
+/// Adjusts one attribute's plan; attached with [`Attribute::plan_modifier`](super::Attribute::plan_modifier).
 pub trait PlanModifier: fmt::Debug + Send + Sync {
+    /// A phrase for the docs ("keeps its value across updates").
     fn description(&self) -> String;
+    /// Adjust `resp` for the attribute `req` describes.
     fn modify(&self, req: &AttrPlan<'_>, resp: &mut AttrPlanResult);
 }
 
@@ -85,10 +96,12 @@ impl PlanModifier for UseStateForUnknown {
     }
 }
 
+/// [`RequiresReplace`]: any change replaces the resource.
 pub fn requires_replace() -> Arc<dyn PlanModifier> {
     Arc::new(RequiresReplace)
 }
 
+/// [`RequiresReplaceIf`]: a change replaces the resource when `f(state, plan)` is true.
 pub fn requires_replace_if(
     description: impl Into<String>,
     f: impl Fn(&Value, &Value) -> bool + Send + Sync + 'static,
@@ -99,6 +112,7 @@ pub fn requires_replace_if(
     })
 }
 
+/// [`UseStateForUnknown`]: keep the prior value rather than "(known after apply)".
 pub fn use_state_for_unknown() -> Arc<dyn PlanModifier> {
     Arc::new(UseStateForUnknown)
 }

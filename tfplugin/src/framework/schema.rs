@@ -7,49 +7,63 @@ use super::planmod::PlanModifier;
 use super::validate::Validator;
 use crate::value::{Type, Value};
 
+/// The schema of a provider block, resource, data source or ephemeral resource.
 #[derive(Clone, Debug)]
 pub struct Schema {
+    /// Raised when the state's shape changes; older states go through `upgrade_state`.
     pub version: i64,
+    /// The top-level block.
     pub block: Block,
 }
 
 impl Schema {
+    /// Version 0 of `block`.
     pub fn new(block: Block) -> Self {
         Self { version: 0, block }
     }
+    /// The same schema at version `v`.
     #[must_use]
     pub fn version(mut self, v: i64) -> Self {
         self.version = v;
         self
     }
+    /// The object type of its values.
     pub fn value_type(&self) -> Type {
         self.block.value_type()
     }
 }
 
+/// Attributes and nested blocks: a schema's top level, or the inside of a nested block.
 #[derive(Clone, Debug, Default)]
 pub struct Block {
+    /// Its attributes.
     pub attributes: Vec<Attribute>,
+    /// Its nested blocks.
     pub blocks: Vec<NestedBlock>,
     /// Markdown.
     pub description: String,
+    /// Shown by Terraform as deprecated.
     pub deprecated: bool,
 }
 
 impl Block {
+    /// An empty block.
     pub fn new() -> Self {
         Self::default()
     }
+    /// With a Markdown description.
     #[must_use]
     pub fn description(mut self, d: impl Into<String>) -> Self {
         self.description = d.into();
         self
     }
+    /// With one more attribute.
     #[must_use]
     pub fn attr(mut self, a: Attribute) -> Self {
         self.attributes.push(a);
         self
     }
+    /// With one more nested block.
     #[must_use]
     pub fn block(mut self, b: NestedBlock) -> Self {
         self.blocks.push(b);
@@ -72,6 +86,7 @@ impl Block {
         self.block(NestedBlock::new("timeouts", Nesting::Single, b))
     }
 
+    /// The object type of its values: attributes and blocks by name.
     pub fn value_type(&self) -> Type {
         Type::object(
             self.attributes
@@ -81,21 +96,28 @@ impl Block {
         )
     }
 
+    /// The attribute `name`.
     pub fn attribute(&self, name: &str) -> Option<&Attribute> {
         self.attributes.iter().find(|a| a.name == name)
     }
+    /// The nested block `name`.
     pub fn nested_block(&self, name: &str) -> Option<&NestedBlock> {
         self.blocks.iter().find(|b| b.name == name)
     }
 }
 
+/// How many of a nested block (or nested attribute object) there are, and how they are kept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Nesting {
+    /// At most one; null when absent.
     Single,
     /// Like Single, but never null: absent means an object of nulls.
     Group,
+    /// An ordered list.
     List,
+    /// A set: no order, no duplicates.
     Set,
+    /// A map by label.
     Map,
 }
 
@@ -110,16 +132,23 @@ impl Nesting {
     }
 }
 
+/// A block inside a block: `disk { ... }` in HCL.
 #[derive(Clone, Debug)]
 pub struct NestedBlock {
+    /// The block type's name.
     pub name: String,
+    /// How many there are.
     pub nesting: Nesting,
+    /// What each holds.
     pub block: Block,
+    /// Fewest allowed (0: no limit).
     pub min_items: i64,
+    /// Most allowed (0: no limit).
     pub max_items: i64,
 }
 
 impl NestedBlock {
+    /// A nested block with no limit on how many.
     pub fn new(name: impl Into<String>, nesting: Nesting, block: Block) -> Self {
         Self {
             name: name.into(),
@@ -129,41 +158,58 @@ impl NestedBlock {
             max_items: 0,
         }
     }
+    /// With at least `min` and at most `max` of them.
     #[must_use]
     pub fn items(mut self, min: i64, max: i64) -> Self {
         self.min_items = min;
         self.max_items = max;
         self
     }
+    /// The type of its value: the block's object type in its collection.
     pub fn value_type(&self) -> Type {
         self.nesting.wrap(self.block.value_type())
     }
 }
 
+/// What an attribute holds.
 #[derive(Clone, Debug)]
 pub enum AttrKind {
+    /// A value of a type (which may be a collection or object type).
     Primitive(Type),
     /// A nested attribute (protocol 6): `x = { ... }` / `x = [{ ... }]` in HCL.
     Nested {
+        /// How many objects there are.
         nesting: Nesting,
+        /// The attributes of each.
         attributes: Vec<Attribute>,
     },
 }
 
+/// One attribute, with the behaviour attached to it. Built with the constructors and
+/// builder methods below.
 #[derive(Clone, Debug)]
 pub struct Attribute {
+    /// Its name.
     pub name: String,
+    /// What it holds.
     pub kind: AttrKind,
+    /// The configuration must set it.
     pub required: bool,
+    /// The configuration may set it.
     pub optional: bool,
+    /// The provider may set it (when the configuration does not).
     pub computed: bool,
+    /// Terraform hides its value in output.
     pub sensitive: bool,
     /// Never stored in plan or state (Terraform ≥ 1.11).
     pub write_only: bool,
+    /// Why it is deprecated and what to use instead; a warning when set.
     pub deprecation: Option<String>,
     /// Markdown.
     pub description: String,
+    /// Checks of its value.
     pub validators: Vec<Arc<dyn Validator>>,
+    /// Adjustments of its plan.
     pub plan_modifiers: Vec<Arc<dyn PlanModifier>>,
     /// Used when the configuration leaves an optional+computed attribute null.
     pub default: Option<Value>,
@@ -185,6 +231,7 @@ impl std::fmt::Debug for SemanticEq {
 }
 
 impl Attribute {
+    /// An attribute of type `ty`; say whether it is required, optional or computed.
     pub fn new(name: impl Into<String>, ty: Type) -> Self {
         Self {
             name: name.into(),
@@ -202,15 +249,19 @@ impl Attribute {
             semantic_equal: None,
         }
     }
+    /// A string attribute.
     pub fn string(name: impl Into<String>) -> Self {
         Self::new(name, Type::String)
     }
+    /// A number attribute.
     pub fn number(name: impl Into<String>) -> Self {
         Self::new(name, Type::Number)
     }
+    /// A bool attribute.
     pub fn bool(name: impl Into<String>) -> Self {
         Self::new(name, Type::Bool)
     }
+    /// A nested attribute: objects of `attributes`, nested as `nesting`.
     pub fn nested(name: impl Into<String>, nesting: Nesting, attributes: Vec<Attribute>) -> Self {
         let mut a = Self::new(name, Type::Dynamic);
         a.kind = AttrKind::Nested {
@@ -220,51 +271,61 @@ impl Attribute {
         a
     }
 
+    /// The configuration must set it.
     #[must_use]
     pub fn required(mut self) -> Self {
         self.required = true;
         self
     }
+    /// The configuration may set it.
     #[must_use]
     pub fn optional(mut self) -> Self {
         self.optional = true;
         self
     }
+    /// The provider sets it (or, with `optional`, when the configuration does not).
     #[must_use]
     pub fn computed(mut self) -> Self {
         self.computed = true;
         self
     }
+    /// Terraform hides its value in output.
     #[must_use]
     pub fn sensitive(mut self) -> Self {
         self.sensitive = true;
         self
     }
+    /// Never stored in plan or state (Terraform ≥ 1.11).
     #[must_use]
     pub fn write_only(mut self) -> Self {
         self.write_only = true;
         self
     }
+    /// Deprecated: setting it warns with `message`.
     #[must_use]
     pub fn deprecated(mut self, message: impl Into<String>) -> Self {
         self.deprecation = Some(message.into());
         self
     }
+    /// With a Markdown description (it becomes the docs).
     #[must_use]
     pub fn description(mut self, d: impl Into<String>) -> Self {
         self.description = d.into();
         self
     }
+    /// With one more validator.
     #[must_use]
     pub fn validate(mut self, v: Arc<dyn Validator>) -> Self {
         self.validators.push(v);
         self
     }
+    /// With one more plan modifier.
     #[must_use]
     pub fn plan_modifier(mut self, m: Arc<dyn PlanModifier>) -> Self {
         self.plan_modifiers.push(m);
         self
     }
+    /// Values for which `f(new, prior)` holds mean the same: the prior form is kept.
     #[must_use]
     pub fn semantic_equal(
         mut self,
@@ -282,6 +343,7 @@ impl Attribute {
         self
     }
 
+    /// The type of its value.
     pub fn value_type(&self) -> Type {
         match &self.kind {
             AttrKind::Primitive(t) => t.clone(),

@@ -7,9 +7,12 @@ use std::sync::Arc;
 use crate::diag::Diagnostics;
 use crate::value::{AttributePath, Value};
 
+/// Checks one attribute's value; attached with [`Attribute::validate`](super::Attribute::validate).
 pub trait Validator: fmt::Debug + Send + Sync {
     /// Markdown sentence for docs ("must be one of `a`, `b`").
     fn description(&self) -> String;
+    /// Add an error at `path` when `value` is not allowed. Only known, non-null values
+    /// are checked.
     fn validate(&self, path: &AttributePath, value: &Value, diags: &mut Diagnostics);
 }
 
@@ -38,6 +41,7 @@ impl Validator for Check {
     }
 }
 
+/// A validator from a closure: `Err` holds the sentence a user reads.
 pub fn check(
     description: impl Into<String>,
     f: impl Fn(&Value) -> Result<(), String> + Send + Sync + 'static,
@@ -48,6 +52,7 @@ pub fn check(
     })
 }
 
+/// A string from a fixed list.
 pub fn one_of(options: &[&str]) -> Arc<dyn Validator> {
     let opts: Vec<String> = options.iter().map(|s| (*s).to_owned()).collect();
     let listed = opts
@@ -64,6 +69,7 @@ pub fn one_of(options: &[&str]) -> Arc<dyn Validator> {
     })
 }
 
+/// A whole number from `min` to `max`, both included.
 pub fn int_between(min: i64, max: i64) -> Arc<dyn Validator> {
     check(
         format!("must be between {min} and {max}"),
@@ -78,6 +84,7 @@ pub fn int_between(min: i64, max: i64) -> Arc<dyn Validator> {
     )
 }
 
+/// A string of `min` to `max` characters.
 pub fn string_length(min: usize, max: usize) -> Arc<dyn Validator> {
     check(
         format!("length between {min} and {max}"),

@@ -8,6 +8,7 @@ use tonic::{Request, Response, Status};
 
 use crate::proto::plugin as pb;
 
+/// go-plugin's controller: Terraform asks the plugin to shut down.
 pub struct Controller {
     pub shutdown: CancellationToken,
 }
@@ -21,6 +22,7 @@ impl pb::grpc_controller_server::GrpcController for Controller {
     }
 }
 
+/// go-plugin's stdio stream, open and empty until shutdown.
 pub struct Stdio {
     pub shutdown: CancellationToken,
 }

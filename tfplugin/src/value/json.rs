@@ -7,6 +7,7 @@ use serde_json::Value as Json;
 
 use super::{Number, Type, Value};
 
+/// Decode JSON as a value of `ty`; the error says where it does not fit.
 pub fn decode_json(j: &Json, ty: &Type) -> Result<Value, String> {
     if j.is_null() {
         return Ok(Value::Null);

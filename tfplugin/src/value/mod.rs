@@ -27,29 +27,40 @@ fn fill_absent(m: &mut BTreeMap<String, Value>, ot: &ObjectType) {
     }
 }
 
+/// A Terraform value. Its type comes from the schema, except under `dynamic`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub enum Value {
+    /// Absent, or unset in the configuration.
     #[default]
     Null,
     /// Not known until apply. Refinements (ext 12) are accepted on input and dropped.
     Unknown,
+    /// A bool.
     Bool(bool),
+    /// A number, in the form received.
     Number(Number),
+    /// A string.
     String(String),
+    /// A list.
     List(Vec<Value>),
     /// Set elements in the order received; equality is order-insensitive.
     Set(Vec<Value>),
+    /// A map by string key.
     Map(BTreeMap<String, Value>),
+    /// An object: attributes by name.
     Object(BTreeMap<String, Value>),
+    /// A tuple.
     Tuple(Vec<Value>),
     /// A value of the `dynamic` pseudo-type, with its concrete type.
     Dynamic(Box<Type>, Box<Value>),
 }
 
 impl Value {
+    /// Whether it is null.
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)
     }
+    /// Whether it is unknown as a whole (parts may be unknown otherwise).
     pub fn is_unknown(&self) -> bool {
         matches!(self, Value::Unknown)
     }
@@ -66,12 +77,15 @@ impl Value {
         }
     }
 
+    /// A string value.
     pub fn string(s: impl Into<String>) -> Value {
         Value::String(s.into())
     }
+    /// A whole number.
     pub fn int(i: i64) -> Value {
         Value::Number(Number::Int(i))
     }
+    /// An object of these attributes.
     pub fn object<I, S>(attrs: I) -> Value
     where
         I: IntoIterator<Item = (S, Value)>,
@@ -80,6 +94,7 @@ impl Value {
         Value::Object(attrs.into_iter().map(|(k, v)| (k.into(), v)).collect())
     }
 
+    /// The string, also inside a `dynamic` value.
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Value::String(s) => Some(s),
@@ -87,30 +102,35 @@ impl Value {
             _ => None,
         }
     }
+    /// The bool.
     pub fn as_bool(&self) -> Option<bool> {
         match self {
             Value::Bool(b) => Some(*b),
             _ => None,
         }
     }
+    /// The whole number, when it fits `i64`.
     pub fn as_i64(&self) -> Option<i64> {
         match self {
             Value::Number(n) => n.as_i64(),
             _ => None,
         }
     }
+    /// The number as a float64.
     pub fn as_f64(&self) -> Option<f64> {
         match self {
             Value::Number(n) => n.as_f64(),
             _ => None,
         }
     }
+    /// An object's attributes.
     pub fn as_object(&self) -> Option<&BTreeMap<String, Value>> {
         match self {
             Value::Object(m) => Some(m),
             _ => None,
         }
     }
+    /// An object's attributes, to change.
     pub fn as_object_mut(&mut self) -> Option<&mut BTreeMap<String, Value>> {
         match self {
             Value::Object(m) => Some(m),
@@ -124,6 +144,7 @@ impl Value {
             _ => None,
         }
     }
+    /// A map's elements.
     pub fn as_map(&self) -> Option<&BTreeMap<String, Value>> {
         match self {
             Value::Map(m) => Some(m),

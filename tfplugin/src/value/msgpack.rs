@@ -11,24 +11,34 @@ use super::{Number, ObjectType, Type, Value};
 
 const MAX_DEPTH: usize = 64;
 
+/// Why bytes are not a msgpack value of the expected type.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum DecodeError {
+    /// The input ended inside a value.
     #[error("unexpected end of input")]
     Eof,
+    /// A value of another kind than the type says.
     #[error("expected {expected} at byte {offset}, found marker 0x{marker:02x}")]
     Mismatch {
+        /// What the type wanted.
         expected: String,
+        /// Where the value starts.
         offset: usize,
+        /// The msgpack marker found there.
         marker: u8,
     },
+    /// Bytes that are not a valid value here (bad UTF-8, an unknown attribute...).
     #[error("{0}")]
     Invalid(String),
+    /// Nesting beyond what any schema needs: hostile input.
     #[error("nesting deeper than {MAX_DEPTH}")]
     TooDeep,
+    /// Bytes left after the value.
     #[error("{0} trailing bytes")]
     Trailing(usize),
 }
 
+/// Decode `bytes` as a value of `ty`; the whole input must be that one value.
 pub fn decode_msgpack(bytes: &[u8], ty: &Type) -> Result<Value, DecodeError> {
     let mut r = Reader { b: bytes, pos: 0 };
     let v = r.value(ty, 0)?;

@@ -3,11 +3,14 @@
 
 use std::cmp::Ordering;
 
+/// A number in the form Terraform sent it; equality is by value across forms.
 #[derive(Clone, Debug)]
 pub enum Number {
+    /// A whole number that fits `i64`.
     Int(i64),
     /// Unsigned values above `i64::MAX`.
     Uint(u64),
+    /// A float64: a msgpack float, or a decimal it holds exactly.
     Float(f64),
     /// A decimal literal (arbitrary precision), validated on construction.
     Decimal(String),
@@ -34,6 +37,7 @@ impl Number {
         }
     }
 
+    /// The whole number, when it is one that fits `i64`.
     pub fn as_i64(&self) -> Option<i64> {
         match self {
             Number::Int(i) => Some(*i),
@@ -44,6 +48,7 @@ impl Number {
         }
     }
 
+    /// The nearest float64 (big decimals lose precision).
     pub fn as_f64(&self) -> Option<f64> {
         match self {
             Number::Int(i) => Some(*i as f64),

@@ -2,17 +2,23 @@
 
 use std::fmt;
 
+/// One step into a value.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PathStep {
+    /// An attribute of an object.
     Attr(String),
+    /// An element of a map.
     Key(String),
+    /// An element of a list, set or tuple.
     Index(i64),
 }
 
+/// A path from the top of a value to a part of it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AttributePath(Vec<PathStep>);
 
 impl AttributePath {
+    /// The whole value.
     pub fn root() -> Self {
         Self(Vec::new())
     }
@@ -20,23 +26,29 @@ impl AttributePath {
     pub fn attr(name: impl Into<String>) -> Self {
         Self(vec![PathStep::Attr(name.into())])
     }
+    /// A path of these steps.
     pub fn from_steps(steps: Vec<PathStep>) -> Self {
         Self(steps)
     }
+    /// Its steps, outermost first.
     pub fn steps(&self) -> &[PathStep] {
         &self.0
     }
+    /// Whether it is the whole value.
     pub fn is_root(&self) -> bool {
         self.0.is_empty()
     }
+    /// This path, then attribute `name`.
     #[must_use]
     pub fn push_attr(&self, name: impl Into<String>) -> Self {
         self.with(PathStep::Attr(name.into()))
     }
+    /// This path, then map key `key`.
     #[must_use]
     pub fn push_key(&self, key: impl Into<String>) -> Self {
         self.with(PathStep::Key(key.into()))
     }
+    /// This path, then element `i`.
     #[must_use]
     pub fn push_index(&self, i: usize) -> Self {
         self.with(PathStep::Index(i64::try_from(i).unwrap_or(i64::MAX)))

@@ -7,38 +7,54 @@ use serde_json::Value as Json;
 /// A cty type. `Dynamic` is the pseudo-type "any": values of it carry their concrete type.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Type {
+    /// `bool`.
     Bool,
+    /// `number`: arbitrary precision.
     Number,
+    /// `string`.
     String,
+    /// `dynamic`: any type, carried with the value.
     Dynamic,
+    /// `list(T)`.
     List(Box<Type>),
+    /// `set(T)`.
     Set(Box<Type>),
+    /// `map(T)`: string keys.
     Map(Box<Type>),
+    /// `object({...})`.
     Object(ObjectType),
+    /// `tuple([...])`.
     Tuple(Vec<Type>),
 }
 
+/// The attributes of an object type.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ObjectType {
+    /// Attribute types by name.
     pub attrs: BTreeMap<String, Type>,
     /// Attributes that may be absent in a conversion (`optional()` in HCL type constraints).
     pub optional: BTreeSet<String>,
 }
 
+/// A type description that is not one of cty's.
 #[derive(Debug, thiserror::Error, PartialEq)]
 #[error("invalid type description: {0}")]
 pub struct TypeError(pub String);
 
 impl Type {
+    /// `list(t)`.
     pub fn list(t: Type) -> Type {
         Type::List(Box::new(t))
     }
+    /// `set(t)`.
     pub fn set(t: Type) -> Type {
         Type::Set(Box::new(t))
     }
+    /// `map(t)`.
     pub fn map(t: Type) -> Type {
         Type::Map(Box::new(t))
     }
+    /// An object type of these attributes, none optional.
     pub fn object<I, S>(attrs: I) -> Type
     where
         I: IntoIterator<Item = (S, Type)>,
@@ -81,10 +97,12 @@ impl Type {
         }
     }
 
+    /// [`Type::to_json`] as bytes, as schemas carry types.
     pub fn to_json_bytes(&self) -> Vec<u8> {
         self.to_json().to_string().into_bytes()
     }
 
+    /// Parse the JSON form Terraform uses.
     pub fn from_json(j: &Json) -> Result<Type, TypeError> {
         let bad = || TypeError(j.to_string());
         match j {
@@ -133,6 +151,7 @@ impl Type {
         }
     }
 
+    /// Parse the JSON form from bytes.
     pub fn from_json_bytes(b: &[u8]) -> Result<Type, TypeError> {
         let j: Json = serde_json::from_slice(b).map_err(|e| TypeError(format!("not JSON: {e}")))?;
         Type::from_json(&j)

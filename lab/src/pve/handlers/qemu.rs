@@ -73,13 +73,15 @@ fn empty_vm(vmid: u32, node: &str, lock: &str) -> Vm {
         running: false,
         started: None,
         pid: 0,
+        lease: None,
     }
 }
 
-fn start_vm(pve: &Pve, c: &mut Cluster, vmid: u32) {
+fn start_vm(pve: &Pve, c: &mut Cluster, vmid: u32) -> std::result::Result<(), String> {
     let pid = c.alloc_pid();
     if let Some(vm) = c.vms.get_mut(&vmid) {
         vm.apply_pending();
+        pve.power_on_check(vm)?;
         vm.running = true;
         vm.started = Some(std::time::Instant::now());
         vm.pid = pid;
@@ -88,6 +90,7 @@ fn start_vm(pve: &Pve, c: &mut Cluster, vmid: u32) {
             node: vm.node.clone(),
         });
     }
+    Ok(())
 }
 
 pub fn create(pve: &Arc<Pve>, call: &Call) -> Result {
@@ -187,7 +190,7 @@ pub fn create(pve: &Arc<Pve>, call: &Call) -> Result {
                 p.vms.insert(vmid);
             }
             if start {
-                start_vm(&pve, &mut st, vmid);
+                start_vm(&pve, &mut st, vmid)?;
             }
             Ok(log)
         },

@@ -100,6 +100,7 @@ pub fn power(pve: &Arc<Pve>, call: &Call) -> Result {
                     }
                     vm.apply_pending();
                     check_bridges(vm)?;
+                    pve.power_on_check(vm)?;
                     vm.running = true;
                     vm.started = Some(std::time::Instant::now());
                     vm.pid = pid;

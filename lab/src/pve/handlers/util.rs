@@ -109,21 +109,41 @@ pub fn max_disk(vm: &Vm) -> u64 {
 }
 
 /// The address the guest agent reports for NIC 0 (and the Talos node listens on): the
-/// cloud-init static address when it is in 127.0.0.0/8, else a lab "DHCP" address in
-/// 127.0.0.0/8 derived from the VMID (nothing outside loopback is reachable here).
+/// cloud-init static address when it is in 127.0.0.0/8, else the VM's lab "DHCP" lease
+/// (nothing outside loopback is reachable here).
 pub fn guest_ipv4(vm: &Vm) -> (String, u8) {
-    let cfg = vm.merged_config();
-    if let Some(ipc) = cfg.get("ipconfig0")
-        && let Some(ip) = ipc.split(',').find_map(|p| p.strip_prefix("ip="))
-        && let Some((addr, prefix)) = ip.split_once('/')
-        && addr
-            .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|a| a.is_loopback())
-    {
-        return (addr.to_string(), prefix.parse().unwrap_or(24));
+    if let Some((addr, prefix)) = static_ipv4(vm) {
+        return (addr.to_string(), prefix);
     }
     (
-        format!("127.10.{}.{}", (vm.vmid >> 8) & 0xff, vm.vmid & 0xff),
+        vm.lease
+            .unwrap_or_else(|| dhcp_address(vm.vmid, 0))
+            .to_string(),
         8,
+    )
+}
+
+/// The cloud-init static address and prefix, when it is a loopback one.
+pub fn static_ipv4(vm: &Vm) -> Option<(std::net::Ipv4Addr, u8)> {
+    let cfg = vm.merged_config();
+    let ip = cfg
+        .get("ipconfig0")?
+        .split(',')
+        .find_map(|p| p.strip_prefix("ip="))?;
+    let (addr, prefix) = ip.split_once('/')?;
+    let addr = addr.parse::<std::net::Ipv4Addr>().ok()?;
+    addr.is_loopback()
+        .then(|| (addr, prefix.parse().unwrap_or(24)))
+}
+
+/// The `attempt`-th address the lab's DHCP pool offers a VM: first one derived from its VMID
+/// (127.10.x.y), then further blocks (127.11.x.y, …) when other labs on this machine hold it.
+pub fn dhcp_address(vmid: u32, attempt: u8) -> std::net::Ipv4Addr {
+    // Truncation keeps the low 16 bits of the VMID, as the address layout intends.
+    std::net::Ipv4Addr::new(
+        127,
+        10u8.saturating_add(attempt),
+        (vmid >> 8) as u8,
+        vmid as u8,
     )
 }

@@ -1,11 +1,10 @@
 //! The schema of `infraflux_proxmox_vm`: clone or image import, cpu, memory, disks, NICs,
 //! cloud-init, agent, power, tags.
 
+use infraflux_proxmox::normalize::NIC_MODELS;
 use tfplugin::framework::planmod::{requires_replace, use_state_for_unknown};
 use tfplugin::framework::validate::{int_between, one_of, string_length};
 use tfplugin::{Attribute, Block, NestedBlock, Nesting, Schema, Type};
-
-use crate::proxmox::normalize::NIC_MODELS;
 
 pub const DISK_CACHES: &[&str] = &["none", "writethrough", "writeback", "unsafe", "directsync"];
 pub const SCSI_HARDWARE: &[&str] = &[

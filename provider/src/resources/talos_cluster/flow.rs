@@ -5,20 +5,24 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use tfplugin::{Ctx, Diagnostic};
-
-use crate::k8s::{K8sClient, Kubeconfig};
-use crate::talos::client::{
+use infraflux_talos::client::{
     ApplyMode, Bootstrap, ClientOptions, EtcdMember, ResetOptions, Stage, TalosClient, TalosError,
 };
-use crate::talos::digest::config_hash;
-use crate::talos::render::Cni;
-use crate::talos::secrets::ClientConfiguration;
+use infraflux_talos::digest::config_hash;
+use infraflux_talos::render::Cni;
+use infraflux_talos::secrets::ClientConfiguration;
+use tfplugin::{Ctx, Diagnostic};
 
 use super::spec::{Cluster, Machine};
+use crate::k8s::{K8sClient, Kubeconfig};
 
 /// How often waits poll.
 const POLL: Duration = Duration::from_millis(250);
+
+/// How long no control plane may run etcd before a health check gives up: a rolling change
+/// restarts one control plane at a time, so all of them without etcd for this long means the
+/// cluster's data is gone, not that it is coming back.
+const ETCD_LOST_AFTER: Duration = Duration::from_secs(120);
 
 /// A step's failure: what to tell the user, and where.
 pub fn fail(m: Option<&Machine>, phase: &str, e: impl std::fmt::Display) -> Diagnostic {
@@ -86,11 +90,22 @@ impl Run<'_> {
         Fut: Future<Output = Result<T, Retry>>,
     {
         let mut delay = POLL;
+        let mut said = Said::default();
         loop {
             match op().await {
-                Ok(v) => return Ok(v),
+                Ok(v) => {
+                    if said.any {
+                        tracing::info!(
+                            phase,
+                            machine = m.map(|m| m.hostname.as_str()),
+                            "done waiting"
+                        );
+                    }
+                    return Ok(v);
+                }
                 Err(Retry::Fatal(d)) => return Err(d),
                 Err(Retry::Again(why)) => {
+                    said.log(m, phase, &why);
                     if Instant::now() + delay >= self.deadline {
                         return Err(fail(
                             m,
@@ -261,35 +276,79 @@ impl Run<'_> {
     }
 
     /// Waits until etcd has every control plane of the configuration (the gate between two
-    /// control planes of a rolling change, and the first health phase).
+    /// control planes of a rolling change, and the first health phase). Any control plane that
+    /// runs etcd answers; when none does for [`ETCD_LOST_AFTER`], the cluster's etcd is gone
+    /// (the machines were reinstalled) and waiting longer cannot help.
     pub async fn wait_etcd(&self, cluster: &Cluster) -> Result<(), Diagnostic> {
-        let Some(first) = cluster.control_planes().next() else {
+        let control_planes: Vec<&Machine> = cluster.control_planes().collect();
+        if control_planes.is_empty() {
             return Ok(());
+        }
+        // Since when no control plane runs etcd (the closure is Send: a Mutex, not a Cell).
+        let nowhere_since = std::sync::Mutex::new(None::<Instant>);
+        let nowhere = |reset: bool| {
+            let mut g = nowhere_since.lock().unwrap_or_else(|e| e.into_inner());
+            if reset {
+                *g = None;
+                return Instant::now();
+            }
+            *g.get_or_insert_with(Instant::now)
         };
-        let want: Vec<&str> = cluster
-            .control_planes()
-            .map(|m| m.hostname.as_str())
-            .collect();
         self.retry(None, "health check (etcd members)", || async {
-            let members = self
-                .etcd_members(first)
-                .await
-                .map_err(|e| Retry::Again(e.to_string()))?;
-            let missing: Vec<&&str> = want
+            let mut answers = Vec::new();
+            let mut members = None;
+            for m in &control_planes {
+                match self.etcd_members(m).await {
+                    Ok(list) => {
+                        members = Some(list);
+                        break;
+                    }
+                    Err(e) => answers.push((m, e)),
+                }
+            }
+            let Some(members) = members else {
+                let not_running = answers
+                    .iter()
+                    .all(|(_, e)| matches!(e, TalosError::NotReady { .. }));
+                let since = nowhere(false);
+                let seen = answers
+                    .iter()
+                    .map(|(m, e)| format!("{}: {e}", m.hostname))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                if not_running && since.elapsed() >= ETCD_LOST_AFTER {
+                    return Err(Retry::Fatal(fail(
+                        None,
+                        "health check (etcd members)",
+                        format!(
+                            "etcd has 0 of {} members: etcd runs on none of the control planes ({seen}). \
+                             The cluster was never bootstrapped on these machines: their state was lost \
+                             (reinstalled, or a lab that restarted). Replace the cluster \
+                             (terraform apply -replace=<this resource>) to bootstrap it anew, or see \
+                             docs/guides/adopting-an-existing-cluster.md if the data lives elsewhere.",
+                            control_planes.len()
+                        ),
+                    )));
+                }
+                return Err(Retry::Again(format!(
+                    "etcd has 0 of {} members: {seen}",
+                    control_planes.len()
+                )));
+            };
+            nowhere(true);
+            let missing: Vec<&str> = control_planes
                 .iter()
-                .filter(|h| !members.iter().any(|m| m.hostname == **h))
+                .map(|m| m.hostname.as_str())
+                .filter(|h| !members.iter().any(|m| m.hostname == *h))
                 .collect();
             if missing.is_empty() {
                 Ok(())
             } else {
                 Err(Retry::Again(format!(
-                    "etcd has {} member(s); missing control plane(s): {}",
-                    members.len(),
-                    missing
-                        .iter()
-                        .map(|h| h.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    "etcd has {} of {} members; missing: {}",
+                    control_planes.len() - missing.len(),
+                    control_planes.len(),
+                    missing.join(", ")
                 )))
             }
         })
@@ -426,6 +485,30 @@ impl Run<'_> {
             }
         })
         .await
+    }
+}
+
+/// What a wait last told the log: a line when the observation changes, and every half minute
+/// otherwise, so `TF_LOG=info` shows what an apply waits for without a line per poll.
+#[derive(Default)]
+struct Said {
+    any: bool,
+    last: String,
+    at: Option<Instant>,
+}
+
+impl Said {
+    fn log(&mut self, m: Option<&Machine>, phase: &str, why: &str) {
+        let due = self
+            .at
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(30));
+        if why != self.last || due {
+            let machine = m.map(|m| m.hostname.as_str());
+            tracing::info!(phase, machine, "waiting for {phase}; last seen: {why}");
+            self.any = true;
+            self.last = why.to_string();
+            self.at = Some(Instant::now());
+        }
     }
 }
 

@@ -24,6 +24,12 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures_util::future::join_all;
+use infraflux_talos::client::{ResetOptions, WipeMode};
+use infraflux_talos::digest::config_hash;
+use infraflux_talos::pem;
+use infraflux_talos::render::{NodeSpec, Role};
+use infraflux_talos::secrets::{CLIENT_VALIDITY, ClientConfiguration, MachineSecrets};
+use infraflux_talos::talosconfig;
 use tfplugin::framework::resource::{PlanRequest, PlanResponse, Private};
 use tfplugin::framework::timeouts::timeout;
 use tfplugin::{
@@ -31,13 +37,6 @@ use tfplugin::{
     Resource, Schema, StateResponse, UpdateRequest, Value,
 };
 use time::OffsetDateTime;
-
-use crate::talos::client::{ResetOptions, WipeMode};
-use crate::talos::digest::config_hash;
-use crate::talos::pem;
-use crate::talos::render::{NodeSpec, Role};
-use crate::talos::secrets::{CLIENT_VALIDITY, ClientConfiguration, MachineSecrets};
-use crate::talos::talosconfig;
 
 use flow::{Observed, Run, fail};
 use spec::{Cluster, Machine, Parsed, default_installer};
@@ -155,7 +154,7 @@ fn talosconfig_value(cluster: &Cluster, creds: &ClientConfiguration) -> Value {
     ))
 }
 
-fn etcd_ids(members: &[crate::talos::client::EtcdMember]) -> BTreeMap<String, String> {
+fn etcd_ids(members: &[infraflux_talos::client::EtcdMember]) -> BTreeMap<String, String> {
     members
         .iter()
         .map(|m| (m.hostname.clone(), format!("{:016x}", m.id)))
@@ -599,6 +598,13 @@ impl Resource for TalosCluster {
         }
         let kubeconfig = req.prior.attr("kubeconfig").as_str().map(str::to_owned);
         let mut diags = Diagnostics::new();
+        if let Some(d) = etcd_lost(&cluster, &req.prior) {
+            return StateResponse {
+                state: req.prior,
+                private: req.private,
+                diags: d.into(),
+            };
+        }
 
         // Machines that left: out of Kubernetes and etcd, reset.
         for m in state_machines(&req.prior)
@@ -755,4 +761,34 @@ impl Resource for TalosCluster {
              \"Adopting an existing Talos cluster\").",
         ))
     }
+}
+
+/// An error when every control plane the cluster had is back in maintenance mode (as Read saw
+/// them): etcd's data went with their disks, so configuring them again would only wait for a
+/// cluster that cannot come back.
+fn etcd_lost(cluster: &Cluster, prior: &Value) -> Option<Diagnostic> {
+    let nodes = prior.attr("nodes").as_map()?;
+    let had: Vec<&Machine> = cluster
+        .control_planes()
+        .filter(|m| nodes.contains_key(&m.hostname))
+        .collect();
+    let all_blank = !had.is_empty()
+        && had
+            .iter()
+            .all(|m| nodes[&m.hostname].attr("stage").as_str() == Some("maintenance"));
+    all_blank.then(|| {
+        let names: Vec<&str> = had.iter().map(|m| m.hostname.as_str()).collect();
+        Diagnostic::error(
+            "Talos cluster: every control plane lost its state",
+            format!(
+                "etcd has 0 of {} members: the control planes ({}) are all back in maintenance mode \
+                 (reinstalled, or a lab that restarted), so the cluster's etcd data is gone and it \
+                 was never bootstrapped on these machines. Replace the cluster to bootstrap it anew \
+                 (terraform apply -replace=<this resource>), or see \
+                 docs/guides/adopting-an-existing-cluster.md if its data lives elsewhere.",
+                had.len(),
+                names.join(", ")
+            ),
+        )
+    })
 }

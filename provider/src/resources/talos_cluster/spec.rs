@@ -4,14 +4,13 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 
-use tfplugin::{AttributePath, Diagnostic, Diagnostics, Value};
-
-use crate::talos::client::ApplyMode;
-use crate::talos::patch::PatchSource;
-use crate::talos::render::{
+use infraflux_talos::client::ApplyMode;
+use infraflux_talos::patch::PatchSource;
+use infraflux_talos::render::{
     self, ClusterSpec, Cni, NodeSpec, RenderError, Role, TalosVersion, Vip,
 };
-use crate::talos::secrets::{CertAndKey, MachineSecrets};
+use infraflux_talos::secrets::{CertAndKey, MachineSecrets};
+use tfplugin::{AttributePath, Diagnostic, Diagnostics, Value};
 
 use super::schema::{DEFAULT_INSTALL_DISK, DEFAULT_VIP_LINK};
 
