@@ -12,6 +12,7 @@ use super::table::{table, wants_table};
 use super::{Early, Resp, Target, q};
 use crate::k8s::ApiServer;
 use crate::k8s::controllers::{crds, namespaces};
+use crate::k8s::proto::{self, ProtoError};
 use crate::k8s::ssa;
 use crate::k8s::store;
 
@@ -39,7 +40,7 @@ pub(super) fn name_error(resource: &str, name: &str) -> Option<String> {
 }
 
 pub(super) fn decode_body(
-    resource: &str,
+    k: &store::Kind,
     headers: &hyper::HeaderMap,
     body: &[u8],
 ) -> Result<Value, Early> {
@@ -51,14 +52,30 @@ pub(super) fn decode_body(
     let v: Result<Value, String> = match ct {
         "application/json" | "" => serde_json::from_slice(body).map_err(|e| e.to_string()),
         "application/yaml" => serde_yaml::from_slice(body).map_err(|e| e.to_string()),
-        "application/vnd.kubernetes.protobuf" if resource != "services" && resource != "nodes" => {
-            crate::k8s::proto::decode(resource, body)
-        }
+        "application/vnd.kubernetes.protobuf" => match proto::decode(k, body) {
+            Ok(v) => Ok(v),
+            Err(e @ ProtoError::Unsupported) => {
+                return Err(Box::new(status(
+                    415,
+                    "UnsupportedMediaType",
+                    &e.to_string(),
+                    None,
+                )));
+            }
+            Err(ProtoError::Invalid(e)) => Err(e),
+        },
         _ => {
+            let accepted = if proto::supported(k) {
+                "application/json, application/yaml, application/vnd.kubernetes.protobuf"
+            } else {
+                "application/json, application/yaml"
+            };
             return Err(Box::new(status(
                 415,
                 "UnsupportedMediaType",
-                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf",
+                &format!(
+                    "the body of the request was in an unknown format - accepted media types include: {accepted}"
+                ),
                 None,
             )));
         }
@@ -138,7 +155,7 @@ pub(super) fn serve_resource(
             )
         }
         "create" => {
-            let mut obj = match decode_body(k.resource, headers, body) {
+            let mut obj = match decode_body(k, headers, body) {
                 Ok(v) => v,
                 Err(r) => return *r,
             };
@@ -228,7 +245,7 @@ pub(super) fn serve_resource(
         }
         "update" => {
             let name = t.name.unwrap_or_default();
-            let obj = match decode_body(k.resource, headers, body) {
+            let obj = match decode_body(k, headers, body) {
                 Ok(v) => v,
                 Err(r) => return *r,
             };
