@@ -11,6 +11,7 @@ mod k8s;
 mod k8s_apps;
 mod k8s_faults;
 mod k8s_gc;
+mod k8s_kubectl;
 mod k8s_openapi;
 mod locks;
 mod schema;

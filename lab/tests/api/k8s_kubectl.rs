@@ -1,0 +1,154 @@
+//! Real kubectl 1.32 against a lab cluster: what kubectl users type works as on a real Talos
+//! cluster (protobuf bodies decoded whole, server-side dry runs leave the store alone).
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::common::T;
+use crate::k8s::{get_json, send};
+use crate::k8s_apps::{cluster, opts};
+
+/// `kubectl --kubeconfig <kc> <args>`: exit success, stdout, stderr.
+async fn kubectl(kc: &Path, args: &[&str]) -> (bool, String, String) {
+    let (kc, args): (_, Vec<String>) =
+        (kc.to_owned(), args.iter().map(|a| a.to_string()).collect());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(kc)
+            .args(args)
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("kubectl on PATH");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A one-node lab cluster and a kubeconfig file for it.
+async fn setup(t: &T, net: &str, vmid: u32) -> (reqwest::Client, String, tempfile::TempDir) {
+    let (kube, base, yaml, _) = cluster(t, net, vmid, ("cp1", None), true).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("kubeconfig"), &yaml).expect("write kubeconfig");
+    (kube, base, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_create_and_expose_send_protobuf_that_is_decoded_whole() {
+    let t = T::with(opts(100)).await;
+    let (kube, base, dir) = setup(&t, "127.77.91", 911).await;
+    let kc = dir.path().join("kubeconfig");
+
+    // kubectl's typed clients send protobuf (-v=8 shows the request headers).
+    let (ok, out, err) = kubectl(
+        &kc,
+        &["create", "deployment", "web", "--image=nginx", "-v=8"],
+    )
+    .await;
+    assert!(ok, "{out}{err}");
+    assert!(
+        err.contains("Content-Type: application/vnd.kubernetes.protobuf"),
+        "kubectl create sent protobuf: {err}"
+    );
+    assert!(out.contains("deployment.apps/web created"), "{out}");
+    let (ok, out, err) = kubectl(&kc, &["expose", "deployment", "web", "--port=80"]).await;
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("service/web exposed"), "{out}");
+
+    let (_, svc) = get_json(
+        &kube,
+        &format!("{base}/api/v1/namespaces/default/services/web"),
+    )
+    .await;
+    assert_eq!(svc["spec"]["selector"], json!({"app": "web"}), "{svc}");
+    assert_eq!(svc["spec"]["ports"][0]["port"], 80, "{svc}");
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], 80, "{svc}");
+    assert_eq!(svc["spec"]["ports"][0]["protocol"], "TCP", "{svc}");
+
+    let (_, d) = get_json(
+        &kube,
+        &format!("{base}/apis/apps/v1/namespaces/default/deployments/web"),
+    )
+    .await;
+    assert_eq!(d["metadata"]["labels"], json!({"app": "web"}), "{d}");
+    assert_eq!(d["spec"]["replicas"], 1, "{d}");
+    assert_eq!(
+        d["spec"]["selector"],
+        json!({"matchLabels": {"app": "web"}}),
+        "{d}"
+    );
+    let tmpl = &d["spec"]["template"];
+    assert_eq!(tmpl["metadata"]["labels"], json!({"app": "web"}), "{d}");
+    let c = &tmpl["spec"]["containers"][0];
+    assert_eq!(
+        (&c["name"], &c["image"]),
+        (&json!("nginx"), &json!("nginx")),
+        "{d}"
+    );
+    // Zero-valued non-pointer omitempty fields are not invented by the protobuf decoding.
+    assert!(tmpl["spec"].get("hostNetwork").is_none(), "{d}");
+    assert_eq!(c["resources"], json!({}), "{d}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protobuf_bodies_of_custom_kinds_are_refused_with_415() {
+    let t = T::with(opts(100)).await;
+    let (kube, base, _dir) = setup(&t, "127.77.92", 921).await;
+    let crd = json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {
+            "group": "example.com",
+            "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object",
+                    "x-kubernetes-preserve-unknown-fields": true}}}],
+        },
+    });
+    let (s, v) = send(
+        &kube,
+        reqwest::Method::POST,
+        &format!("{base}/apis/apiextensions.k8s.io/v1/customresourcedefinitions"),
+        "application/json",
+        &crd,
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let url = format!("{base}/apis/example.com/v1/namespaces/default/widgets");
+    let mut served: Value = Value::Null;
+    for _ in 0..50 {
+        let r = kube.get(&url).send().await.expect("get");
+        if r.status() == 200 {
+            served = json!(true);
+            break;
+        }
+        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(served, json!(true), "the CRD's resource is served");
+    let r = kube
+        .post(&url)
+        .header("Content-Type", "application/vnd.kubernetes.protobuf")
+        .body(b"k8s\0\x0a\x00".to_vec())
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 415);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["reason"], "UnsupportedMediaType", "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("application/json") && !m.contains("protobuf")),
+        "{v}"
+    );
+    let (_, list) = get_json(&kube, &url).await;
+    assert_eq!(list["items"], json!([]), "nothing was stored");
+}
