@@ -1,6 +1,6 @@
 # Three control planes behind a layer-2 VIP and two workers, booted from the Talos image
 # (e.g. infraflux_proxmox_vm with static cloud-init addresses). Cilium is installed afterwards
-# (infraflux_cilium_install, not yet released), so Talos brings no CNI and no kube-proxy.
+# (infraflux_cilium_install), so Talos brings no CNI and no kube-proxy.
 resource "infraflux_talos_cluster" "this" {
   name               = "homelab"
   endpoint           = "https://10.0.0.10:6443" # the VIP below

@@ -1,5 +1,6 @@
 //! One module per resource. Resources know the framework and the API clients, never gRPC.
 
+mod cilium_install;
 mod proxmox_vm;
 mod talos_cluster;
 mod talos_machine_secrets;
@@ -17,5 +18,6 @@ pub fn all(shared: &Arc<Shared>) -> Vec<Arc<dyn Resource>> {
         Arc::new(proxmox_vm::ProxmoxVm::new(shared.clone())),
         Arc::new(talos_cluster::TalosCluster),
         Arc::new(talos_machine_secrets::TalosMachineSecrets),
+        Arc::new(cilium_install::CiliumInstall),
     ]
 }
