@@ -217,6 +217,18 @@ both_terraforms!(install_drift_change_prune_destroy, |tf: &Tf| {
     assert_eq!(v, "true");
     w.assert_plan_empty();
 
+    // A lost state is rebuilt by import from the labels and the certificate Secrets.
+    w.ok(&["state", "rm", ADDRESS]);
+    let kc_path = kc.to_string_lossy().into_owned();
+    w.ok(&["import", "-no-color", "-input=false", ADDRESS, &kc_path]);
+    let imported = w.resource(ADDRESS);
+    assert_eq!(imported["hubble_ca_cert"], Json::String(ca.clone()));
+    let (code, out) = w.plan_code();
+    assert_eq!(code, 2, "an imported install is re-applied once:\n{}", out.stdout);
+    w.apply();
+    assert_eq!(w.resource(ADDRESS)["hubble_ca_cert"], Json::String(ca.clone()));
+    w.assert_plan_empty();
+
     // Without the L7 proxy the envoy objects are pruned.
     w.write("cilium.tf", &cilium_tf(&format!("{}\n  l7_proxy = false", hubble(true))));
     w.apply();

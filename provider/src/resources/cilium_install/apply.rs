@@ -195,3 +195,50 @@ pub async fn delete(
             r.map_err(|e| kube_diag("Cannot remove the Cilium objects", &e)),
     }
 }
+
+/// The certificates of an install found in the cluster (`cilium-ca` and the Hubble TLS
+/// Secrets), when all three are there.
+pub async fn certificates_in_cluster(
+    engine: &Engine,
+) -> Result<Option<infraflux_cilium::Certificates>, KubeError> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let secret = |name: &str| ObjectRef {
+        group: String::new(),
+        version: "v1".into(),
+        kind: "Secret".into(),
+        namespace: Some("kube-system".into()),
+        name: name.into(),
+    };
+    let mut found = Vec::new();
+    for (name, cert, key) in [
+        ("cilium-ca", "ca.crt", "ca.key"),
+        ("hubble-server-certs", "tls.crt", "tls.key"),
+        ("hubble-relay-client-certs", "tls.crt", "tls.key"),
+    ] {
+        let Some(s) = engine.get(&secret(name)).await? else {
+            return Ok(None);
+        };
+        let field = |k: &str| {
+            s["data"][k]
+                .as_str()
+                .and_then(|v| b64.decode(v).ok())
+                .and_then(|v| String::from_utf8(v).ok())
+        };
+        let (Some(cert_pem), Some(key_pem)) = (field(cert), field(key)) else {
+            return Ok(None);
+        };
+        found.push(infraflux_cilium::CertKey { cert_pem, key_pem });
+    }
+    let mut it = found.into_iter();
+    match (it.next(), it.next(), it.next()) {
+        (Some(ca), Some(hubble_server), Some(hubble_relay_client)) => {
+            Ok(Some(infraflux_cilium::Certificates {
+                ca,
+                hubble_server,
+                hubble_relay_client,
+            }))
+        }
+        _ => Ok(None),
+    }
+}

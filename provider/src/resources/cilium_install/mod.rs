@@ -276,6 +276,75 @@ impl Resource for CiliumInstall {
         resp
     }
 
+    /// The import ID is the path of a kubeconfig file (`~/` allowed), so no credential
+    /// passes through a command line. The inventory is rebuilt from the objects' label and
+    /// the certificates are read back from their Secrets; the next apply re-applies every
+    /// object with the configured options.
+    async fn import(&self, _ctx: &Ctx, id: &str) -> StateResponse {
+        let path = match (id.strip_prefix("~/"), std::env::var("HOME")) {
+            (Some(rest), Ok(home)) => format!("{home}/{rest}"),
+            _ => id.to_string(),
+        };
+        let kubeconfig = match std::fs::read_to_string(&path) {
+            Ok(k) => k,
+            Err(e) => {
+                return StateResponse::error(Diagnostic::error(
+                    "Cannot read the kubeconfig to import with",
+                    format!(
+                        "{path}: {e}. The import ID is the path of the cluster's admin \
+                         kubeconfig file."
+                    ),
+                ));
+            }
+        };
+        let engine = match apply::connect(Some(&kubeconfig)) {
+            Ok(e) => e,
+            Err(d) => return StateResponse::error(d),
+        };
+        let found = match engine.import().await {
+            Ok(inv) => inv,
+            Err(e) => return StateResponse::error(apply::kube_diag("Cannot list the Cilium objects", &e)),
+        };
+        if found.entries.is_empty() {
+            return StateResponse::error(Diagnostic::error(
+                "No Cilium install to import",
+                format!(
+                    "The cluster at {path} has no object labelled {}={}: it was not installed \
+                     by infraflux_cilium_install. Create the resource instead.",
+                    apply::INVENTORY_LABEL.0,
+                    apply::INVENTORY_LABEL.1
+                ),
+            ));
+        }
+        let mut private = Private::new();
+        match apply::certificates_in_cluster(&engine).await {
+            Ok(Some(certs)) => keep_certs(&mut private, &certs, &Value::Null),
+            Ok(None) => {}
+            Err(e) => return StateResponse::error(apply::kube_diag("Cannot read the Cilium certificates", &e)),
+        }
+        // Hashes are unknown to us: "imported" makes the next plan re-apply every object.
+        let inventory: BTreeMap<String, String> = found
+            .entries
+            .iter()
+            .map(|e| (apply::key_of(&e.object), "imported".to_string()))
+            .collect();
+        let mut state = match schema::schema().value_type() {
+            tfplugin::Type::Object(ot) => Value::object(ot.attrs.keys().map(|k| (k.clone(), Value::Null))),
+            _ => Value::object([("id", Value::Null)]),
+        };
+        state.set_attr("id", Value::from(ID));
+        state.set_attr("kubeconfig", Value::from(kubeconfig));
+        state.set_attr("inventory", inventory_value(&inventory, &[]));
+        if let Some((certs, _)) = state::certs(&private) {
+            state.set_attr("hubble_ca_cert", Value::from(certs.ca.cert_pem.as_str()));
+        }
+        StateResponse {
+            state,
+            private,
+            diags: Diagnostics::new(),
+        }
+    }
+
     async fn delete(&self, ctx: &Ctx, req: DeleteRequest) -> Diagnostics {
         if req.prior.attr("on_destroy").attr("keep").as_bool() == Some(true) {
             tracing::info!("on_destroy.keep: the Cilium objects stay in the cluster");
