@@ -143,7 +143,12 @@ impl Kubeconfig {
         };
         let tls_server_name = string_field(cluster, &cpath, "tls-server-name")?.map(String::from);
 
-        let user = &named(&doc, "users", user_name)?["user"];
+        let empty = Value::Object(serde_json::Map::new());
+        let user = match &named(&doc, "users", user_name)?["user"] {
+            // `user:` with nothing under it: no credentials (anonymous).
+            Value::Null => &empty,
+            u => u,
+        };
         let upath = format!("users[{user_name}].user");
         for (field, label) in [
             ("client-certificate-data", "CERTIFICATE"),
