@@ -489,3 +489,27 @@ async fn a_kubeconfig_of_another_cluster_is_refused() {
         .expect("admin lists nodes");
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_rides_out_a_short_api_server_restart() {
+    let c = Cluster::start(Cni::Flannel).await;
+    let e = c.engine();
+    let key = c.lab.k8s().snapshot()["apiservers"][0]["cluster_key"]
+        .as_str()
+        .expect("cluster key")
+        .to_string();
+    // Down for 500 ms: the first attempts are refused, a retry gets through.
+    assert!(c.lab.k8s().restart(&key, 500).await);
+    let inv = e
+        .apply(
+            &[namespace(), config_map("a", "1")],
+            &Inventory::default(),
+            &keep_none,
+            &quiet,
+        )
+        .await
+        .expect("apply retried through the outage");
+    assert_eq!(inv.entries.len(), 2);
+    assert!(e.get(&inv.entries[1].object).await.expect("get").is_some());
+    c.shutdown().await;
+}

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use infraflux_kube::{Client, Engine, Kubeconfig};
@@ -142,6 +143,14 @@ fn config(address: &str, cni: Cni) -> String {
     render(&cluster, &node, secrets(), &v).expect("render")
 }
 
+/// A VMID range start unique to this test (and unlikely to be another process's): the
+/// node's DHCP address derives from its VMID, and the API server binds that address.
+fn vmid_base() -> u32 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    10_000 + ((std::process::id() % 400 + n) % 500) * 100
+}
+
 /// Clones the Talos template and starts it; (node address, Talos API endpoint).
 async fn boot_node(lab: &Lab) -> (String, String) {
     let info = lab.info();
@@ -153,7 +162,10 @@ async fn boot_node(lab: &Lab) -> (String, String) {
         },
         tls: TlsTrust::CaPem(info.ca_cert_pem.clone()),
         max_parallel_tasks_per_node: 4,
-        vm_id_range: (100, 999_999_999),
+        vm_id_range: {
+            let first = vmid_base();
+            (first, first + 50)
+        },
     };
     let popts = pve::ClientOptions {
         connect_timeout: Duration::from_secs(2),
