@@ -271,7 +271,8 @@ impl Engine {
             }
             progress(&format!("{crd} established"));
         }
-        self.catalog.refresh(&self.client).await
+        self.catalog.refresh().await;
+        Ok(())
     }
 
     /// Deletes one object (Background propagation); false when it was already gone.
