@@ -427,6 +427,7 @@ async fn unreachable_and_wrong_kubeconfigs_are_typed() {
         "{err:?}"
     );
     assert!(err.is_transient());
+    eprintln!("unreachable: {err}");
     assert!(err.to_string().contains("https://127.0.0.1:1"), "{err}");
 
     let previous = Inventory {
@@ -512,6 +513,7 @@ async fn a_kubeconfig_of_another_cluster_is_refused() {
         .await
         .expect_err("untrusted server certificate");
     assert!(matches!(err, Error::Transport(_)), "{err:?}");
+    eprintln!("untrusted CA: {err}");
     assert!(!err.is_transient());
     assert!(err.to_string().contains(&c.server), "{err}");
     c.shutdown().await;
