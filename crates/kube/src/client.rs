@@ -34,8 +34,6 @@ pub struct NodeInfo {
     pub kubelet_version: String,
     /// Its taints as "key=value:Effect" ("key:Effect" without a value).
     pub taints: Vec<String>,
-    /// The Ready condition as "Status (Reason: message)", for messages.
-    pub ready_condition: String,
 }
 
 impl Client {
@@ -121,6 +119,16 @@ impl Client {
 
     /// The cluster's Nodes.
     pub async fn nodes(&self) -> Result<Vec<NodeInfo>, Error> {
+        Ok(self
+            .node_states()
+            .await?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect())
+    }
+
+    /// The Nodes with their Ready condition as "Ready=Status (Reason: message)".
+    pub(crate) async fn node_states(&self) -> Result<Vec<(NodeInfo, String)>, Error> {
         let list = self
             .get_json("/api/v1/nodes", "nodes")
             .await?
@@ -149,8 +157,8 @@ impl Client {
     }
 }
 
-/// A Node object's essentials.
-pub(crate) fn node_info(n: &Value) -> NodeInfo {
+/// A Node object's essentials and its Ready condition in words.
+pub(crate) fn node_info(n: &Value) -> (NodeInfo, String) {
     let ready = n["status"]["conditions"]
         .as_array()
         .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"));
@@ -178,7 +186,7 @@ pub(crate) fn node_info(n: &Value) -> NodeInfo {
                 .collect()
         })
         .unwrap_or_default();
-    NodeInfo {
+    let info = NodeInfo {
         name: n["metadata"]["name"]
             .as_str()
             .unwrap_or_default()
@@ -189,8 +197,8 @@ pub(crate) fn node_info(n: &Value) -> NodeInfo {
             .unwrap_or_default()
             .to_string(),
         taints,
-        ready_condition,
-    }
+    };
+    (info, ready_condition)
 }
 
 /// Runs `f` again while it fails transiently, up to `ATTEMPTS` times with doubling pauses.
@@ -221,7 +229,7 @@ mod tests {
 
     #[test]
     fn node_info_reads_ready_and_taints() {
-        let n = node_info(&json!({"metadata": {"name": "cp-1"},
+        let (n, ready_condition) = node_info(&json!({"metadata": {"name": "cp-1"},
             "spec": {"taints": [{"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"},
                                 {"key": "k", "value": "v", "effect": "NoExecute"}]},
             "status": {"nodeInfo": {"kubeletVersion": "v1.34.1"},
@@ -233,7 +241,19 @@ mod tests {
             n.taints,
             ["node.kubernetes.io/not-ready:NoSchedule", "k=v:NoExecute"]
         );
-        assert_eq!(n.ready_condition, "Ready=False (KubeletNotReady: cni)");
+        assert_eq!(ready_condition, "Ready=False (KubeletNotReady: cni)");
+    }
+
+    #[test]
+    fn client_needs_a_runtime() {
+        let k = Kubeconfig::parse(
+            "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\nusers: [{name: u, user: {}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n",
+        )
+        .expect("kubeconfig");
+        let e = Client::new(&k, Duration::from_secs(1))
+            .err()
+            .expect("no runtime");
+        assert!(matches!(e, Error::Transport(_)), "{e:?}");
     }
 
     #[tokio::test]

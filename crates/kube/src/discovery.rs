@@ -1,9 +1,11 @@
-//! Kind → resource (plural, scope, verbs), from the API server's discovery, cached and
-//! re-run on demand (after CRDs become Established).
+//! Kind → resource (plural, scope, verbs), from kube-rs's discovery of one group/version at
+//! a time, cached and forgotten on demand (after CRDs become Established).
 
 use std::collections::HashMap;
 
-use kube::discovery::{Discovery, Scope};
+use kube::core::GroupVersion;
+use kube::discovery::Scope;
+use kube::discovery::oneshot::pinned_group;
 use tokio::sync::RwLock;
 
 use crate::error::from_kube;
@@ -18,8 +20,6 @@ pub(crate) struct Resource {
     pub plural: String,
     pub namespaced: bool,
     pub verbs: Vec<String>,
-    /// Whether this version is the group's preferred one (import lists only those).
-    pub preferred: bool,
 }
 
 impl Resource {
@@ -42,38 +42,41 @@ impl Resource {
     }
 }
 
-type Key = (String, String, String);
+/// (group, version).
+type Gv = (String, String);
 
-/// The discovery cache.
+/// The discovery cache: per group/version, its resources (None: not served). Filled lazily,
+/// one group/version at a time, so an unavailable aggregated API elsewhere costs nothing.
 #[derive(Default)]
 pub(crate) struct Catalog {
-    kinds: RwLock<Option<HashMap<Key, Resource>>>,
+    gvs: RwLock<HashMap<Gv, Option<Vec<Resource>>>>,
 }
 
 impl Catalog {
-    /// The resource of `object`'s group/version/kind, discovering first if nothing is cached.
+    /// The resource of `object`'s group/version/kind, discovering its group/version first if
+    /// it is not cached.
     pub async fn resolve(
         &self,
         client: &Client,
         object: &ObjectRef,
     ) -> Result<Option<Resource>, Error> {
-        if self.kinds.read().await.is_none() {
-            self.refresh(client).await?;
-        }
-        let key = (
-            object.group.clone(),
-            object.version.clone(),
-            object.kind.clone(),
-        );
-        Ok(self
-            .kinds
-            .read()
-            .await
-            .as_ref()
-            .and_then(|m| m.get(&key).cloned()))
+        let gv = (object.group.clone(), object.version.clone());
+        let cached = self.gvs.read().await.get(&gv).cloned();
+        let resources = match cached {
+            Some(r) => r,
+            None => {
+                let r = discover_gv(client, &gv).await?;
+                self.gvs.write().await.insert(gv, r.clone());
+                r
+            }
+        };
+        Ok(resources
+            .into_iter()
+            .flatten()
+            .find(|r| r.kind == object.kind))
     }
 
-    /// Like `resolve`, but re-runs discovery once when the kind is unknown.
+    /// Like `resolve`, but discovers the group/version again when the kind is unknown.
     pub async fn resolve_fresh(
         &self,
         client: &Client,
@@ -82,63 +85,98 @@ impl Catalog {
         if let Some(r) = self.resolve(client, object).await? {
             return Ok(Some(r));
         }
-        self.refresh(client).await?;
+        self.gvs
+            .write()
+            .await
+            .remove(&(object.group.clone(), object.version.clone()));
         self.resolve(client, object).await
     }
 
-    /// Runs discovery again.
-    pub async fn refresh(&self, client: &Client) -> Result<(), Error> {
-        tracing::debug!(server = %client.server, "discovering API resources");
-        let d = crate::client::retry("discovery", || async {
-            match tokio::time::timeout(
-                client.timeout * 4,
-                Discovery::new(client.kube.clone()).run(),
-            )
-            .await
-            {
-                Ok(r) => r.map_err(|e| from_kube(e, &client.server, "discover", "API resources")),
-                Err(_) => Err(Error::no_answer(&client.server, client.timeout * 4)),
-            }
-        })
-        .await?;
-        let mut map = HashMap::new();
-        for group in d.groups() {
-            let preferred = group.preferred_version_or_latest().to_string();
-            for version in group.versions() {
-                for (ar, caps) in group.versioned_resources(version) {
-                    let r = Resource {
-                        group: ar.group.clone(),
-                        version: ar.version.clone(),
-                        kind: ar.kind.clone(),
-                        plural: ar.plural.clone(),
-                        namespaced: caps.scope == Scope::Namespaced,
-                        verbs: caps.operations.clone(),
-                        preferred: version == preferred,
-                    };
-                    map.insert((r.group.clone(), r.version.clone(), r.kind.clone()), r);
-                }
-            }
-        }
-        *self.kinds.write().await = Some(map);
-        Ok(())
+    /// Forgets everything discovered (after CRDs changed what is served).
+    pub async fn refresh(&self) {
+        self.gvs.write().await.clear();
     }
 
-    /// The preferred-version resources that can be listed.
+    /// The preferred-version resources of every group that can be listed. A group whose
+    /// discovery fails transiently (an unavailable aggregated API) is skipped with a warning.
     pub async fn listable(&self, client: &Client) -> Result<Vec<Resource>, Error> {
-        self.refresh(client).await?;
-        let guard = self.kinds.read().await;
-        let mut out: Vec<Resource> = guard
-            .as_ref()
-            .map(|m| {
-                m.values()
-                    .filter(|r| r.preferred && r.verbs.iter().any(|v| v == "list"))
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default();
+        self.refresh().await;
+        let mut gvs: Vec<Gv> = Vec::new();
+        let core = timed(client, client.kube.list_core_api_versions(), "API versions").await?;
+        gvs.extend(core.versions.into_iter().map(|v| (String::new(), v)));
+        let groups = timed(client, client.kube.list_api_groups(), "API groups").await?;
+        for g in groups.groups {
+            let version = g
+                .preferred_version
+                .map(|p| p.version)
+                .or_else(|| g.versions.first().map(|v| v.version.clone()));
+            if let Some(v) = version {
+                gvs.push((g.name, v));
+            }
+        }
+        let mut out = Vec::new();
+        for gv in gvs {
+            match discover_gv(client, &gv).await {
+                Ok(Some(resources)) => out.extend(
+                    resources
+                        .into_iter()
+                        .filter(|r| r.verbs.iter().any(|v| v == "list")),
+                ),
+                Ok(None) => {}
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(group = %gv.0, version = %gv.1, error = %e, "skipping an API group that does not answer");
+                }
+                Err(e) => return Err(e),
+            }
+        }
         out.sort_by(|a, b| (&a.group, &a.kind).cmp(&(&b.group, &b.kind)));
         Ok(out)
     }
+}
+
+/// A kube-rs discovery call, limited in time, errors mapped.
+async fn timed<T>(
+    client: &Client,
+    fut: impl std::future::Future<Output = Result<T, kube::Error>>,
+    what: &str,
+) -> Result<T, Error> {
+    match tokio::time::timeout(client.timeout, fut).await {
+        Ok(r) => r.map_err(|e| from_kube(e, &client.server, "discover", what)),
+        Err(_) => Err(Error::no_answer(&client.server, client.timeout)),
+    }
+}
+
+/// The resources one group/version serves; None when it is not served (404).
+async fn discover_gv(client: &Client, gv: &Gv) -> Result<Option<Vec<Resource>>, Error> {
+    let what = if gv.0.is_empty() {
+        gv.1.clone()
+    } else {
+        format!("{}/{}", gv.0, gv.1)
+    };
+    tracing::debug!(group_version = %what, "discovering");
+    let pinned = GroupVersion::gv(&gv.0, &gv.1);
+    let found = crate::client::retry(&what, || async {
+        match timed(client, pinned_group(&client.kube, &pinned), &what).await {
+            Ok(g) => Ok(Some(g)),
+            Err(Error::Api { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    })
+    .await?;
+    Ok(found.map(|group| {
+        group
+            .versioned_resources(&gv.1)
+            .into_iter()
+            .map(|(ar, caps)| Resource {
+                group: ar.group,
+                version: ar.version,
+                kind: ar.kind,
+                plural: ar.plural,
+                namespaced: caps.scope == Scope::Namespaced,
+                verbs: caps.operations,
+            })
+            .collect()
+    }))
 }
 
 #[cfg(test)]
@@ -154,7 +192,6 @@ mod tests {
             plural: "configmaps".into(),
             namespaced: true,
             verbs: vec![],
-            preferred: true,
         };
         assert_eq!(
             r.item(Some("ns"), "a"),

@@ -221,7 +221,8 @@ impl Engine {
             namespace: at.namespace.clone(),
             ..r.clone()
         };
-        let hash = object_hash(&body);
+        // Of the manifest as given: callers compare it with `object_hash` of their own.
+        let hash = object_hash(obj);
         let label = object.to_string();
         let params = PatchParams::apply(&self.field_manager).force();
         retry(&label, || async {
@@ -270,7 +271,8 @@ impl Engine {
             }
             progress(&format!("{crd} established"));
         }
-        self.catalog.refresh(&self.client).await
+        self.catalog.refresh().await;
+        Ok(())
     }
 
     /// Deletes one object (Background propagation); false when it was already gone.

@@ -130,7 +130,12 @@ fn transport_or_unreachable(server: &str, e: &(dyn std::error::Error + 'static))
     .iter()
     .any(|w| lower.contains(w))
     {
-        Error::Transport(format!("TLS with {server}: {chain}"))
+        let hint = if lower.contains("unknownissuer") {
+            " (is certificate-authority-data this cluster's CA?)"
+        } else {
+            ""
+        };
+        Error::Transport(format!("TLS with {server}: {chain}{hint}"))
     } else {
         Error::Unreachable {
             server: server.to_string(),

@@ -22,3 +22,24 @@ pub use engine::{ApplyError, Engine};
 pub use error::Error;
 pub use kubeconfig::Kubeconfig;
 pub use object::{Inventory, InventoryEntry, ObjectRef, object_hash};
+
+// The engine is driven from async request handlers on a multi-threaded runtime: its futures
+// must be Send (checked at compile time).
+const _: fn() = || {
+    fn send<T: Send>(_: T) {}
+    fn check(e: &Engine, i: &Inventory, o: &ObjectRef) {
+        let keep = |_: &ObjectRef| false;
+        let progress = |_: &str| {};
+        send(e.apply(&[], i, &keep, &progress));
+        send(e.wait_ready(i, std::time::Duration::ZERO, &progress));
+        send(e.wait_nodes(None, std::time::Duration::ZERO, &progress));
+        send(e.drift(&[]));
+        send(e.delete(i, std::time::Duration::ZERO, &progress));
+        send(e.import());
+        send(e.get(o));
+    }
+    fn shared<T: Send + Sync>() {}
+    shared::<Engine>();
+    shared::<Client>();
+    let _ = check;
+};

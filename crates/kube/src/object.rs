@@ -90,7 +90,8 @@ impl ObjectRef {
 pub struct InventoryEntry {
     /// The object.
     pub object: ObjectRef,
-    /// `object_hash` of the applied manifest (label included); empty when imported.
+    /// `object_hash` of the manifest as passed to `Engine::apply` (before the inventory label
+    /// and namespace defaulting are added); empty when imported.
     pub hash: String,
 }
 

@@ -174,13 +174,13 @@ impl Engine {
         let mut last = (String::new(), String::new());
         let mut attempt = 0;
         loop {
-            let blocker = match self.client.nodes().await {
+            let blocker = match self.client.node_states().await {
                 Ok(nodes) if nodes.is_empty() => {
                     Some(("Nodes".to_string(), "no Node registered yet".to_string()))
                 }
-                Ok(nodes) => nodes.into_iter().find_map(|n| {
+                Ok(nodes) => nodes.into_iter().find_map(|(n, ready_condition)| {
                     if !n.ready {
-                        return Some((format!("Node {}", n.name), n.ready_condition));
+                        return Some((format!("Node {}", n.name), ready_condition));
                     }
                     let key = taint_key?;
                     n.taints

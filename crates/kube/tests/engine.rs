@@ -5,9 +5,11 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
 use common::{Cluster, LABEL, T, keep_none, quiet};
 use infraflux_kube::{
-    Client, DriftKind, Engine, Error, Inventory, InventoryEntry, Kubeconfig, ObjectRef,
+    Client, DriftKind, Engine, Error, Inventory, InventoryEntry, Kubeconfig, ObjectRef, object_hash,
 };
 use infraflux_talos::render::Cni;
 use serde_json::{Value, json};
@@ -110,7 +112,15 @@ async fn apply_orders_waits_for_crds_and_repeats_without_change() {
     e.wait_ready(&inv, T, &quiet).await.expect("ready");
     let mut versions = Vec::new();
     for entry in &inv.entries {
-        assert_eq!(entry.hash.len(), 64);
+        let given = objects
+            .iter()
+            .find(|o| ObjectRef::from_object(o).expect("ref") == entry.object)
+            .expect("given");
+        assert_eq!(
+            entry.hash,
+            object_hash(given),
+            "hash of the manifest as given"
+        );
         let o = live(&e, &entry.object).await;
         assert_eq!(
             o["metadata"]["labels"][LABEL.0], LABEL.1,
@@ -417,6 +427,7 @@ async fn unreachable_and_wrong_kubeconfigs_are_typed() {
         "{err:?}"
     );
     assert!(err.is_transient());
+    eprintln!("unreachable: {err}");
     assert!(err.to_string().contains("https://127.0.0.1:1"), "{err}");
 
     let previous = Inventory {
@@ -487,6 +498,24 @@ async fn a_kubeconfig_of_another_cluster_is_refused() {
         .nodes()
         .await
         .expect("admin lists nodes");
+
+    // A CA that did not sign the server's certificate (the lab's PVE CA): TLS, not transient.
+    let doc: Value = serde_norway::from_str(&c.kubeconfig).expect("yaml");
+    let ca = doc["clusters"][0]["cluster"]["certificate-authority-data"]
+        .as_str()
+        .expect("ca")
+        .to_string();
+    let other = B64.encode(&c.lab.info().ca_cert_pem);
+    let wrong = Kubeconfig::parse(&c.kubeconfig.replace(&ca, &other)).expect("parses");
+    let err = Client::new(&wrong, Duration::from_secs(5))
+        .expect("client")
+        .readyz()
+        .await
+        .expect_err("untrusted server certificate");
+    assert!(matches!(err, Error::Transport(_)), "{err:?}");
+    eprintln!("untrusted CA: {err}");
+    assert!(!err.is_transient());
+    assert!(err.to_string().contains(&c.server), "{err}");
     c.shutdown().await;
 }
 
