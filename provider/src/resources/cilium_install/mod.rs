@@ -103,6 +103,7 @@ fn state_of(
 
 impl CiliumInstall {
     /// Create and update: build, apply over `previous`, wait; the state of what exists.
+    /// `config` is the plan (the configuration with defaults, every option known).
     async fn converge(
         ctx: &Ctx,
         config: Value,
@@ -223,7 +224,7 @@ impl Resource for CiliumInstall {
 
     async fn create(&self, ctx: &Ctx, req: CreateRequest) -> StateResponse {
         let limit = timeout(&req.config, "create", CREATE_TIMEOUT);
-        Self::converge(ctx, req.config, req.private, BTreeMap::new(), limit).await
+        Self::converge(ctx, req.planned, req.private, BTreeMap::new(), limit).await
     }
 
     async fn read(&self, _ctx: &Ctx, req: ReadRequest) -> StateResponse {
@@ -268,7 +269,7 @@ impl Resource for CiliumInstall {
     async fn update(&self, ctx: &Ctx, req: UpdateRequest) -> StateResponse {
         let limit = timeout(&req.config, "update", UPDATE_TIMEOUT);
         let previous = inventory_map(req.prior.attr("inventory"));
-        let mut resp = Self::converge(ctx, req.config, req.private, previous.clone(), limit).await;
+        let mut resp = Self::converge(ctx, req.planned, req.private, previous, limit).await;
         if resp.state.is_null() {
             // Nothing was applied: what existed still does.
             resp.state = req.prior;
