@@ -57,7 +57,11 @@ fn planned(w: &Work) -> (Vec<String>, BTreeMap<String, Json>, BTreeMap<String, J
         .unwrap_or_else(|| panic!("no change for {ADDRESS}: {plan:#}"));
     let actions = rc["change"]["actions"]
         .as_array()
-        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default();
     let map = |v: &Json| -> BTreeMap<String, Json> {
         v.as_object()
@@ -87,58 +91,63 @@ fn changed(before: &BTreeMap<String, Json>, after: &BTreeMap<String, Json>) -> V
     keys
 }
 
-both_terraforms!(plan_needs_no_cluster_and_bad_options_fail_at_plan, |tf: &Tf| {
-    let lab = Lab::up();
-    let ip = net(tf, 0);
-    let w = Work::new(tf);
-    w.copy_stack();
-    w.write(
-        "terraform.tfvars.json",
-        &lab.stack_vars(&[("cp-1", ip(11))], &[]),
-    );
-    w.write("cilium.tf", &cilium_tf(""));
-    w.init();
-    // No VM, no cluster, kubeconfig unknown: the plan still lists every object.
-    let (actions, _, after) = planned(&w);
-    assert_eq!(actions, ["create"]);
-    for k in [
-        "apps/v1 DaemonSet kube-system/cilium",
-        "apps/v1 Deployment kube-system/cilium-operator",
-        "v1 ConfigMap kube-system/cilium-config",
-        "apps/v1 DaemonSet kube-system/cilium-envoy",
-    ] {
-        let v = after.get(k).unwrap_or_else(|| panic!("{k} not planned: {after:#?}"));
-        assert!(v.as_str().is_some_and(|h| h.len() == 64), "{k}: {v}");
-    }
-    // The TLS Secrets depend on certificates made at the first apply.
-    assert_eq!(
-        after.get("v1 Secret kube-system/hubble-server-certs"),
-        Some(&Json::String("(known after apply)".into()))
-    );
-    assert!(lab.talos_nodes().is_empty(), "plan touched the lab");
+both_terraforms!(
+    plan_needs_no_cluster_and_bad_options_fail_at_plan,
+    |tf: &Tf| {
+        let lab = Lab::up();
+        let ip = net(tf, 0);
+        let w = Work::new(tf);
+        w.copy_stack();
+        w.write(
+            "terraform.tfvars.json",
+            &lab.stack_vars(&[("cp-1", ip(11))], &[]),
+        );
+        w.write("cilium.tf", &cilium_tf(""));
+        w.init();
+        // No VM, no cluster, kubeconfig unknown: the plan still lists every object.
+        let (actions, _, after) = planned(&w);
+        assert_eq!(actions, ["create"]);
+        for k in [
+            "apps/v1 DaemonSet kube-system/cilium",
+            "apps/v1 Deployment kube-system/cilium-operator",
+            "v1 ConfigMap kube-system/cilium-config",
+            "apps/v1 DaemonSet kube-system/cilium-envoy",
+        ] {
+            let v = after
+                .get(k)
+                .unwrap_or_else(|| panic!("{k} not planned: {after:#?}"));
+            assert!(v.as_str().is_some_and(|h| h.len() == 64), "{k}: {v}");
+        }
+        // The TLS Secrets depend on certificates made at the first apply.
+        assert_eq!(
+            after.get("v1 Secret kube-system/hubble-server-certs"),
+            Some(&Json::String("(known after apply)".into()))
+        );
+        assert!(lab.talos_nodes().is_empty(), "plan touched the lab");
 
-    // Wrong options: refused at plan, naming the attribute and what to do.
-    let bad = [
-        (
-            "routing {\n    mode = \"native\"\n  }",
-            "routing.native_cidr",
-        ),
-        (
-            "routing {\n    mode = \"native\"\n    native_cidr = \"10.42.0.1/16\"\n  }",
-            "host bits",
-        ),
-        ("l7_proxy = false\n  ingress_controller {}", "l7_proxy"),
-        (
-            "load_balancer {\n    mode = \"magic\"\n  }",
-            "load_balancer",
-        ),
-    ];
-    for (body, expect) in bad {
-        w.write("cilium.tf", &cilium_tf(body));
-        let o = w.fails(&["plan", "-no-color", "-input=false"]);
-        assert!(o.all().contains(expect), "{body}: {}", o.all());
+        // Wrong options: refused at plan, naming the attribute and what to do.
+        let bad = [
+            (
+                "routing {\n    mode = \"native\"\n  }",
+                "routing.native_cidr",
+            ),
+            (
+                "routing {\n    mode = \"native\"\n    native_cidr = \"10.42.0.1/16\"\n  }",
+                "host bits",
+            ),
+            ("l7_proxy = false\n  ingress_controller {}", "l7_proxy"),
+            (
+                "load_balancer {\n    mode = \"magic\"\n  }",
+                "load_balancer",
+            ),
+        ];
+        for (body, expect) in bad {
+            w.write("cilium.tf", &cilium_tf(body));
+            let o = w.fails(&["plan", "-no-color", "-input=false"]);
+            assert!(o.all().contains(expect), "{body}: {}", o.all());
+        }
     }
-});
+);
 
 both_terraforms!(install_drift_change_prune_destroy, |tf: &Tf| {
     let lab = Lab::up();
@@ -161,7 +170,12 @@ both_terraforms!(install_drift_change_prune_destroy, |tf: &Tf| {
     // Nodes are Ready once the agents run; the operator removed its taint.
     let nodes = kubectl_ok(
         &kc,
-        &["get", "nodes", "-o", "jsonpath={range .items[*]}{.metadata.name} {.status.conditions[?(@.type==\"Ready\")].status} {.spec.taints}{\"\\n\"}{end}"],
+        &[
+            "get",
+            "nodes",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name} {.status.conditions[?(@.type==\"Ready\")].status} {.spec.taints}{\"\\n\"}{end}",
+        ],
     );
     for line in nodes.lines() {
         assert!(line.contains(" True"), "node not Ready: {line}");
@@ -170,10 +184,21 @@ both_terraforms!(install_drift_change_prune_destroy, |tf: &Tf| {
     // Our objects, applied server-side by field manager `infraflux`.
     let managers = kubectl_ok(
         &kc,
-        &["get", "cm", "cilium-config", "-n", "kube-system", "--show-managed-fields",
-          "-o", "jsonpath={.metadata.managedFields[*].manager}"],
+        &[
+            "get",
+            "cm",
+            "cilium-config",
+            "-n",
+            "kube-system",
+            "--show-managed-fields",
+            "-o",
+            "jsonpath={.metadata.managedFields[*].manager}",
+        ],
     );
-    assert!(managers.split_whitespace().any(|m| m == "infraflux"), "{managers}");
+    assert!(
+        managers.split_whitespace().any(|m| m == "infraflux"),
+        "{managers}"
+    );
     let ca = r["hubble_ca_cert"].as_str().unwrap_or_default().to_owned();
     assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"));
     w.assert_plan_empty();
@@ -189,30 +214,66 @@ both_terraforms!(install_drift_change_prune_destroy, |tf: &Tf| {
         "only hubble-ui objects change: {diff:#?}"
     );
     w.apply();
-    kubectl_ok(&kc, &["get", "deployment", "hubble-ui", "-n", "kube-system"]);
-    assert_eq!(w.resource(ADDRESS)["hubble_ca_cert"], Json::String(ca.clone()));
+    kubectl_ok(
+        &kc,
+        &["get", "deployment", "hubble-ui", "-n", "kube-system"],
+    );
+    assert_eq!(
+        w.resource(ADDRESS)["hubble_ca_cert"],
+        Json::String(ca.clone())
+    );
     w.assert_plan_empty();
 
     // Drift: an owned key edited, a ConfigMap deleted → the plan shows both → apply restores.
     kubectl_ok(
         &kc,
-        &["patch", "cm", "cilium-config", "-n", "kube-system", "--type=merge",
-          "-p", "{\"data\":{\"enable-hubble\":\"false\"}}"],
+        &[
+            "patch",
+            "cm",
+            "cilium-config",
+            "-n",
+            "kube-system",
+            "--type=merge",
+            "-p",
+            "{\"data\":{\"enable-hubble\":\"false\"}}",
+        ],
     );
-    kubectl_ok(&kc, &["delete", "cm", "hubble-relay-config", "-n", "kube-system"]);
+    kubectl_ok(
+        &kc,
+        &["delete", "cm", "hubble-relay-config", "-n", "kube-system"],
+    );
     let (actions, before, after) = planned(&w);
     assert_eq!(actions, ["update"]);
-    let drifted = before["v1 ConfigMap kube-system/cilium-config"].as_str().unwrap_or_default();
-    assert!(drifted.contains("drifted: .data.enable-hubble"), "{drifted}");
+    let drifted = before["v1 ConfigMap kube-system/cilium-config"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        drifted.contains("drifted: .data.enable-hubble"),
+        "{drifted}"
+    );
     assert_eq!(
         changed(&before, &after),
-        ["v1 ConfigMap kube-system/cilium-config", "v1 ConfigMap kube-system/hubble-relay-config"]
+        [
+            "v1 ConfigMap kube-system/cilium-config",
+            "v1 ConfigMap kube-system/hubble-relay-config"
+        ]
     );
     w.apply();
-    kubectl_ok(&kc, &["get", "cm", "hubble-relay-config", "-n", "kube-system"]);
+    kubectl_ok(
+        &kc,
+        &["get", "cm", "hubble-relay-config", "-n", "kube-system"],
+    );
     let v = kubectl_ok(
         &kc,
-        &["get", "cm", "cilium-config", "-n", "kube-system", "-o", "jsonpath={.data.enable-hubble}"],
+        &[
+            "get",
+            "cm",
+            "cilium-config",
+            "-n",
+            "kube-system",
+            "-o",
+            "jsonpath={.data.enable-hubble}",
+        ],
     );
     assert_eq!(v, "true");
     w.assert_plan_empty();
@@ -224,23 +285,49 @@ both_terraforms!(install_drift_change_prune_destroy, |tf: &Tf| {
     let imported = w.resource(ADDRESS);
     assert_eq!(imported["hubble_ca_cert"], Json::String(ca.clone()));
     let (code, out) = w.plan_code();
-    assert_eq!(code, 2, "an imported install is re-applied once:\n{}", out.stdout);
+    assert_eq!(
+        code, 2,
+        "an imported install is re-applied once:\n{}",
+        out.stdout
+    );
     w.apply();
-    assert_eq!(w.resource(ADDRESS)["hubble_ca_cert"], Json::String(ca.clone()));
+    assert_eq!(
+        w.resource(ADDRESS)["hubble_ca_cert"],
+        Json::String(ca.clone())
+    );
     w.assert_plan_empty();
 
     // Without the L7 proxy the envoy objects are pruned.
-    w.write("cilium.tf", &cilium_tf(&format!("{}\n  l7_proxy = false", hubble(true))));
+    w.write(
+        "cilium.tf",
+        &cilium_tf(&format!("{}\n  l7_proxy = false", hubble(true))),
+    );
     w.apply();
     let (found, _, err) = kubectl(&kc, &["get", "ds", "cilium-envoy", "-n", "kube-system"]);
-    assert!(!found && err.contains("NotFound"), "cilium-envoy still there: {err}");
+    assert!(
+        !found && err.contains("NotFound"),
+        "cilium-envoy still there: {err}"
+    );
     w.assert_plan_empty();
 
     // Destroy removes every object it made (the cluster stays until the full destroy).
-    w.ok(&["destroy", "-auto-approve", "-no-color", "-input=false", &format!("-target={ADDRESS}")]);
-    for (kind, name) in [("ds", "cilium"), ("deployment", "cilium-operator"), ("cm", "cilium-config")] {
+    w.ok(&[
+        "destroy",
+        "-auto-approve",
+        "-no-color",
+        "-input=false",
+        &format!("-target={ADDRESS}"),
+    ]);
+    for (kind, name) in [
+        ("ds", "cilium"),
+        ("deployment", "cilium-operator"),
+        ("cm", "cilium-config"),
+    ] {
         let (found, _, err) = kubectl(&kc, &["get", kind, name, "-n", "kube-system"]);
-        assert!(!found && err.contains("NotFound"), "{kind} {name} left: {err}");
+        assert!(
+            !found && err.contains("NotFound"),
+            "{kind} {name} left: {err}"
+        );
     }
     w.destroy();
 });

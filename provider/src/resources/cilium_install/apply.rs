@@ -66,7 +66,10 @@ pub fn key_of(r: &ObjectRef) -> String {
 
 /// What an apply left in the cluster, as inventory entries (key → hash of the built object,
 /// or the engine's hash for objects no longer built).
-pub fn existing(engine_inv: &Inventory, built: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+pub fn existing(
+    engine_inv: &Inventory,
+    built: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
     engine_inv
         .entries
         .iter()

@@ -304,7 +304,12 @@ impl Resource for CiliumInstall {
         };
         let found = match engine.import().await {
             Ok(inv) => inv,
-            Err(e) => return StateResponse::error(apply::kube_diag("Cannot list the Cilium objects", &e)),
+            Err(e) => {
+                return StateResponse::error(apply::kube_diag(
+                    "Cannot list the Cilium objects",
+                    &e,
+                ));
+            }
         };
         if found.entries.is_empty() {
             return StateResponse::error(Diagnostic::error(
@@ -321,7 +326,12 @@ impl Resource for CiliumInstall {
         match apply::certificates_in_cluster(&engine).await {
             Ok(Some(certs)) => keep_certs(&mut private, &certs, &Value::Null),
             Ok(None) => {}
-            Err(e) => return StateResponse::error(apply::kube_diag("Cannot read the Cilium certificates", &e)),
+            Err(e) => {
+                return StateResponse::error(apply::kube_diag(
+                    "Cannot read the Cilium certificates",
+                    &e,
+                ));
+            }
         }
         // Hashes are unknown to us: "imported" makes the next plan re-apply every object.
         let inventory: BTreeMap<String, String> = found
@@ -330,7 +340,9 @@ impl Resource for CiliumInstall {
             .map(|e| (apply::key_of(&e.object), "imported".to_string()))
             .collect();
         let mut state = match schema::schema().value_type() {
-            tfplugin::Type::Object(ot) => Value::object(ot.attrs.keys().map(|k| (k.clone(), Value::Null))),
+            tfplugin::Type::Object(ot) => {
+                Value::object(ot.attrs.keys().map(|k| (k.clone(), Value::Null)))
+            }
             _ => Value::object([("id", Value::Null)]),
         };
         state.set_attr("id", Value::from(ID));

@@ -1,8 +1,6 @@
 //! The configuration typed into the builder's [`Options`], and the builder's refusals turned
 //! into diagnostics at the attribute they name.
 
-use std::collections::BTreeMap;
-
 use infraflux_cilium::{
     ApiServer, Bpf, Encryption, Hubble, IngressController, Ipam, LoadBalancer, Operator, Options,
     OptionsError, Prometheus, Routing,
@@ -31,7 +29,10 @@ pub fn options(config: &Value) -> Option<Options> {
         "prometheus",
         "operator",
     ];
-    if !option_attrs.iter().all(|a| config.attr(a).is_wholly_known()) {
+    if !option_attrs
+        .iter()
+        .all(|a| config.attr(a).is_wholly_known())
+    {
         return None;
     }
     let d = Options::default();
@@ -50,7 +51,10 @@ pub fn options(config: &Value) -> Option<Options> {
         ipam: block(config, "ipam").map(|b| Ipam {
             mode: string(b.attr("mode")).unwrap_or_default(),
             pod_cidrs: strings(b.attr("pod_cidrs")),
-            mask_size: b.attr("mask_size").as_i64().and_then(|m| u8::try_from(m).ok()),
+            mask_size: b
+                .attr("mask_size")
+                .as_i64()
+                .and_then(|m| u8::try_from(m).ok()),
         }),
         routing: block(config, "routing").map(|b| Routing {
             mode: string(b.attr("mode")).unwrap_or_default(),
@@ -97,7 +101,10 @@ pub fn options(config: &Value) -> Option<Options> {
             dashboards: b.attr("dashboards").as_bool().unwrap_or(false),
         }),
         operator: block(config, "operator").map(|b| Operator {
-            replicas: b.attr("replicas").as_i64().and_then(|r| u32::try_from(r).ok()),
+            replicas: b
+                .attr("replicas")
+                .as_i64()
+                .and_then(|r| u32::try_from(r).ok()),
         }),
         extra_config: config
             .attr("extra_config")
@@ -107,7 +114,7 @@ pub fn options(config: &Value) -> Option<Options> {
                     .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
                     .collect()
             })
-            .unwrap_or_else(BTreeMap::new),
+            .unwrap_or_default(),
     })
 }
 
@@ -146,7 +153,14 @@ mod tests {
 
     fn config(attrs: &[(&str, Value)]) -> Value {
         let mut c = Value::object(attrs.iter().cloned());
-        for name in ["version", "preset", "ipam", "routing", "hubble", "extra_config"] {
+        for name in [
+            "version",
+            "preset",
+            "ipam",
+            "routing",
+            "hubble",
+            "extra_config",
+        ] {
             if c.attr(name).is_null() {
                 c.set_attr(name, Value::Null);
             }
@@ -163,7 +177,10 @@ mod tests {
     #[test]
     fn unknown_values_defer_the_options() {
         assert!(options(&config(&[("preset", Value::Unknown)])).is_none());
-        let routing = Value::object([("mode", Value::from("native")), ("native_cidr", Value::Unknown)]);
+        let routing = Value::object([
+            ("mode", Value::from("native")),
+            ("native_cidr", Value::Unknown),
+        ]);
         assert!(options(&config(&[("routing", routing)])).is_none());
     }
 
@@ -185,7 +202,10 @@ mod tests {
                     ("enabled", Value::Null),
                     ("relay", Value::from(true)),
                     ("ui", Value::Null),
-                    ("metrics", Value::List(vec![Value::from("dns"), Value::from("drop")])),
+                    (
+                        "metrics",
+                        Value::List(vec![Value::from("dns"), Value::from("drop")]),
+                    ),
                 ]),
             ),
         ]))

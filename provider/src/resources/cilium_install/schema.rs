@@ -105,9 +105,9 @@ fn encryption() -> Block {
                 ),
         )
         .attr(
-            Attribute::bool("node_encryption")
-                .optional()
-                .description("Also encrypt node-to-node traffic. Chart `encryption.nodeEncryption`."),
+            Attribute::bool("node_encryption").optional().description(
+                "Also encrypt node-to-node traffic. Chart `encryption.nodeEncryption`.",
+            ),
         )
 }
 
@@ -119,11 +119,15 @@ fn bpf() -> Block {
                 .optional()
                 .description("eBPF masquerading instead of iptables. Chart `bpf.masquerade`."),
         )
-        .attr(Attribute::bool("host_legacy_routing").optional().description(
-            "Route host traffic through the kernel stack. Default: on with preset `talos`, \
+        .attr(
+            Attribute::bool("host_legacy_routing")
+                .optional()
+                .description(
+                    "Route host traffic through the kernel stack. Default: on with preset `talos`, \
              kube-proxy replacement and `masquerade` (Talos forwards kube DNS to the host). \
              Chart `bpf.hostLegacyRouting`.",
-        ))
+                ),
+        )
 }
 
 fn load_balancer() -> Block {
@@ -176,13 +180,15 @@ fn prometheus() -> Block {
                 .optional()
                 .description("Metrics endpoints on the agents and the operator."),
         )
-        .attr(Attribute::bool("service_monitor").optional().description(
-            "prometheus-operator ServiceMonitors (needs its CRDs in the cluster).",
-        ))
         .attr(
-            Attribute::bool("dashboards")
-                .optional()
-                .description("Grafana dashboards as ConfigMaps labelled `grafana_dashboard: \"1\"`."),
+            Attribute::bool("service_monitor").optional().description(
+                "prometheus-operator ServiceMonitors (needs its CRDs in the cluster).",
+            ),
+        )
+        .attr(
+            Attribute::bool("dashboards").optional().description(
+                "Grafana dashboards as ConfigMaps labelled `grafana_dashboard: \"1\"`.",
+            ),
         )
 }
 
@@ -204,7 +210,11 @@ fn api_server() -> Block {
              `k8sServiceHost`/`k8sServicePort`). Default: KubePrism (`localhost:7445`) with \
              preset `talos`, the in-cluster Service otherwise.",
         )
-        .attr(Attribute::string("host").required().description("Host name or address."))
+        .attr(
+            Attribute::string("host")
+                .required()
+                .description("Host name or address."),
+        )
         .attr(
             Attribute::number("port")
                 .required()

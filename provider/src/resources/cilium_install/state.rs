@@ -108,8 +108,16 @@ pub fn plan_without_certs(options: &Options) -> Option<(BTreeMap<String, String>
             hubble_relay_client: ck("client"),
         }
     };
-    let a = inventory_of(&infraflux_cilium::build(options, &placeholder("a")).ok()?.objects);
-    let b = inventory_of(&infraflux_cilium::build(options, &placeholder("b")).ok()?.objects);
+    let a = inventory_of(
+        &infraflux_cilium::build(options, &placeholder("a"))
+            .ok()?
+            .objects,
+    );
+    let b = inventory_of(
+        &infraflux_cilium::build(options, &placeholder("b"))
+            .ok()?
+            .objects,
+    );
     let unknown = a
         .iter()
         .filter(|(k, h)| b.get(*k) != Some(*h))
@@ -152,7 +160,8 @@ pub fn keep_certs(private: &mut Private, certs: &Certificates, rotation: &Value)
 
 /// `rotate_certificates` as kept in private state.
 pub fn rotation_json(v: &Value) -> Json {
-    v.as_str().map_or(Json::Null, |s| Json::String(s.to_string()))
+    v.as_str()
+        .map_or(Json::Null, |s| Json::String(s.to_string()))
 }
 
 /// The kept certificates when they still hold for the configuration's `rotate_certificates`.
@@ -180,7 +189,10 @@ mod tests {
         assert_eq!(r.namespace.as_deref(), Some("kube-system"));
         let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "cilium-secrets"}});
         let r = object_ref(&key(&ns)).expect("parses");
-        assert_eq!((r.group.as_str(), r.kind.as_str(), r.namespace), ("", "Namespace", None));
+        assert_eq!(
+            (r.group.as_str(), r.kind.as_str(), r.namespace),
+            ("", "Namespace", None)
+        );
     }
 
     #[test]
@@ -188,7 +200,10 @@ mod tests {
         let (inv, unknown) = plan_without_certs(&Options::default()).expect("builds");
         assert!(inv.contains_key("apps/v1 DaemonSet kube-system/cilium"));
         assert!(!unknown.is_empty());
-        assert!(unknown.iter().all(|k| k.starts_with("v1 Secret ")), "{unknown:?}");
+        assert!(
+            unknown.iter().all(|k| k.starts_with("v1 Secret ")),
+            "{unknown:?}"
+        );
         assert!(unknown.len() < inv.len() / 4);
     }
 
