@@ -1,0 +1,24 @@
+//! Argo CD for the `infraflux_argocd_bootstrap` resource, built as Kubernetes objects: the pinned
+//! upstream install manifest (checked by sha256, moved into the chosen namespace, changed by
+//! typed [`Options`]), the admin password patch, repository credential Secrets and the root
+//! app-of-apps Application. Pure: bytes and options in, objects out — no Kubernetes client, no
+//! network, no Argo CD API.
+//!
+//! ```
+//! use infraflux_argocd::{manifest, versions};
+//! let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: argocd-cm}\n";
+//! let digest = versions::sha256_hex(yaml.as_bytes());
+//! versions::verify(yaml.as_bytes(), &digest).unwrap();
+//! let mut objects = manifest::parse(yaml).unwrap();
+//! manifest::set_namespace(&mut objects, "gitops");
+//! assert_eq!(objects[0]["metadata"]["namespace"], "gitops");
+//! ```
+
+#![warn(missing_docs)]
+
+mod error;
+pub mod manifest;
+pub mod versions;
+
+pub use error::Error;
+pub use manifest::ObjectRef;
