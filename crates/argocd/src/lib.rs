@@ -18,7 +18,13 @@
 
 mod error;
 pub mod manifest;
+mod names;
+mod options;
 pub mod versions;
 
 pub use error::Error;
 pub use manifest::ObjectRef;
+pub use options::{
+    Options, RESOURCE_CUSTOMIZATION_KINDS, RESOURCE_CUSTOMIZATIONS_PREFIX, SERVER_INSECURE_KEY,
+    ServiceType,
+};
