@@ -16,10 +16,12 @@
 
 #![warn(missing_docs)]
 
+pub mod admin;
 mod error;
 pub mod manifest;
 mod names;
 mod options;
+pub mod repos;
 pub mod versions;
 
 pub use error::Error;
