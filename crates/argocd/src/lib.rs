@@ -22,6 +22,8 @@ pub mod manifest;
 mod names;
 mod options;
 pub mod repos;
+pub mod root_app;
+pub mod schema;
 pub mod versions;
 
 pub use error::Error;
