@@ -26,9 +26,26 @@ pub mod root_app;
 pub mod schema;
 pub mod versions;
 
+use serde_json::Value;
+
 pub use error::Error;
 pub use manifest::ObjectRef;
 pub use options::{
     Options, RESOURCE_CUSTOMIZATION_KINDS, RESOURCE_CUSTOMIZATIONS_PREFIX, SERVER_INSECURE_KEY,
     ServiceType,
 };
+
+/// The objects to apply for an install: `manifest` (the install manifest's bytes) checked against
+/// `expected_sha256` before anything else ([`versions::verify`]), parsed ([`manifest::parse`]) and
+/// changed by `options` ([`Options::apply`]). Nothing is returned unless every step passes.
+pub fn install_objects(
+    manifest: &[u8],
+    expected_sha256: &str,
+    options: &Options,
+) -> Result<Vec<Value>, Error> {
+    options.validate()?;
+    versions::verify(manifest, expected_sha256)?;
+    let mut objects = manifest::parse_bytes(manifest)?;
+    options.apply(&mut objects)?;
+    Ok(objects)
+}

@@ -109,6 +109,7 @@ fn the_applicationset_crd_is_over_the_annotation_limit() {
     )
     .unwrap();
     let size = serde_json::to_vec(crd).unwrap().len();
+    eprintln!("applicationsets.argoproj.io: {size} bytes of JSON");
     assert!(size > 262_144, "{size} bytes");
     let app_crd = manifest::find(
         &objects,
