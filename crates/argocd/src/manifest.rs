@@ -147,6 +147,16 @@ pub fn never_prune(namespace: &str) -> Vec<ObjectRef> {
     }]
 }
 
+/// The Deployments and StatefulSets of `objects`: what must be ready before Argo CD works
+/// (the application controller's StatefulSet is the one that reconciles Applications).
+pub fn workloads(objects: &[Value]) -> Vec<ObjectRef> {
+    objects
+        .iter()
+        .filter(|o| o["kind"] == "Deployment" || o["kind"] == "StatefulSet")
+        .filter_map(ObjectRef::of)
+        .collect()
+}
+
 /// The Namespace object for `namespace`, labelled as Argo CD's.
 pub fn namespace_object(namespace: &str) -> Value {
     json!({
@@ -264,5 +274,14 @@ subjects:
         assert_eq!(r.unwrap().to_string(), "ClusterRoleBinding/argocd-server");
         assert!(find(&objects, "Secret", "argocd-server").is_none());
         assert_eq!(namespace_object("x")["metadata"]["name"], "x");
+        assert!(workloads(&objects).is_empty());
+        let mut with_sts = objects.clone();
+        with_sts.push(
+            serde_json::json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+                                         "metadata": {"name": "c", "namespace": "n"}}),
+        );
+        let w = workloads(&with_sts);
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].to_string(), "StatefulSet/c in n");
     }
 }

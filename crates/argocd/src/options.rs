@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use serde_json::{Map, Value};
 
-use crate::{Error, manifest, names};
+use crate::{Error, manifest, names, versions};
 
 /// Prefix of the `argocd-cm` keys that hold resource customisations.
 pub const RESOURCE_CUSTOMIZATIONS_PREFIX: &str = "resource.customizations.";
@@ -107,6 +107,22 @@ impl Default for Options {
 }
 
 impl Options {
+    /// The release URL of the manifest these options install ([`versions::manifest_url`] of the
+    /// variant [`Options::ha`] picks).
+    pub fn manifest_url(&self, version: &str) -> Result<String, Error> {
+        versions::manifest_url(version, self.ha)
+    }
+
+    /// The sha256 that manifest must have: `configured` (`manifest_sha256`) or the pinned one
+    /// ([`versions::expected_sha256`]).
+    pub fn expected_sha256(
+        &self,
+        version: &str,
+        configured: Option<&str>,
+    ) -> Result<String, Error> {
+        versions::expected_sha256(version, self.ha, configured)
+    }
+
     /// Checks every option; the error names the first that cannot work.
     pub fn validate(&self) -> Result<(), Error> {
         self.argocd_cm_data().map(drop)?;
@@ -375,6 +391,34 @@ mod tests {
             assert!(e.contains(want), "{want} not in {e}");
             assert!(o.apply(&mut upstream()).is_err());
         }
+    }
+
+    #[test]
+    fn ha_picks_the_ha_manifest_and_its_digest() {
+        let ha = Options {
+            ha: true,
+            ..Options::default()
+        };
+        assert!(
+            ha.manifest_url("v3.5.1")
+                .unwrap()
+                .ends_with("/manifests/ha/install.yaml")
+        );
+        assert!(
+            ha.expected_sha256("v3.5.1", None).is_err(),
+            "HA v3.5.1 is not pinned"
+        );
+        let plain = Options::default();
+        assert!(
+            plain
+                .manifest_url("v3.5.1")
+                .unwrap()
+                .ends_with("/v3.5.1/manifests/install.yaml")
+        );
+        assert_eq!(
+            plain.expected_sha256("v3.5.1", None).unwrap(),
+            versions::KNOWN_VERSIONS[0].manifest_sha256
+        );
     }
 
     #[test]

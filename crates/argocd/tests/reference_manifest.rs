@@ -92,6 +92,23 @@ fn the_redis_secret_is_never_pruned_and_is_not_in_the_manifest() {
             "{r} is made in the cluster, not by the manifest"
         );
     }
+    // Readiness waits on the six Deployments and the controller's StatefulSet.
+    let workloads: Vec<String> = manifest::workloads(&objects)
+        .iter()
+        .map(|r| format!("{}/{}", r.kind, r.name))
+        .collect();
+    assert_eq!(
+        workloads,
+        [
+            "Deployment/argocd-applicationset-controller",
+            "Deployment/argocd-dex-server",
+            "Deployment/argocd-notifications-controller",
+            "Deployment/argocd-redis",
+            "Deployment/argocd-repo-server",
+            "Deployment/argocd-server",
+            "StatefulSet/argocd-application-controller",
+        ]
+    );
     // The init container that makes it is there.
     let redis = manifest::find(&objects, "Deployment", "argocd-redis").unwrap();
     let init = serde_json::to_string(&redis["spec"]["template"]["spec"]["initContainers"]).unwrap();
