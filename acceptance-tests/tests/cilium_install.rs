@@ -331,3 +331,117 @@ both_terraforms!(install_drift_change_prune_destroy, |tf: &Tf| {
     }
     w.destroy();
 });
+
+both_terraforms!(
+    unreachable_api_fails_fast_and_an_outage_mid_apply_is_ridden_out,
+    |tf: &Tf| {
+        // Agents that take 3 s to become ready: the outage below falls inside the apply.
+        let lab = Lab::up_with(&["--pod-ready-ms", "3000"]);
+        let ip = net(tf, 2);
+        let mut w = Work::new(tf);
+        w.copy_stack();
+        w.write(
+            "terraform.tfvars.json",
+            &lab.stack_vars(&[("cp-1", ip(11))], &[("worker-1", ip(21))]),
+        );
+        w.init();
+        w.apply();
+        let kubeconfig = w.resource("module.cluster.infraflux_talos_cluster.this")["kubeconfig"]
+            .as_str()
+            .expect("kubeconfig")
+            .to_owned();
+        let kc = w.path().join("kubeconfig");
+        w.write("kubeconfig", &kubeconfig);
+
+        // A kubeconfig naming an address nothing listens on: one error naming it, at once, and
+        // nothing in state.
+        let server = format!("https://{}:6443", ip(11));
+        w.write(
+        "cilium.tf",
+        &cilium_tf("").replace(
+            "kubeconfig = module.cluster.kubeconfig",
+            &format!("kubeconfig = replace(module.cluster.kubeconfig, \"{server}\", \"https://127.0.0.1:1\")"),
+        ),
+    );
+        let o = w.apply_fails();
+        assert!(o.all().contains("https://127.0.0.1:1"), "{}", o.all());
+        assert!(o.all().contains("kubeconfig"), "{}", o.all());
+        assert!(!w.state_addresses().iter().any(|a| a == ADDRESS));
+
+        // The API server goes away for 3 s while the objects are applied: the apply waits it
+        // out, and TF_LOG=trace never shows the certificates' keys.
+        w.write("cilium.tf", &cilium_tf(""));
+        w.set_env("TF_LOG", "trace");
+        // Into files: TF_LOG=trace would fill a pipe nobody reads while we wait.
+        let file = |name: &str| std::fs::File::create(w.path().join(name)).expect("log file");
+        let mut child = w
+            .command(&["apply", "-auto-approve", "-no-color", "-input=false"])
+            .stdout(file("apply.out"))
+            .stderr(file("apply.log"))
+            .spawn()
+            .expect("terraform apply");
+        let started = std::time::Instant::now();
+        while !kubectl(&kc, &["get", "sa", "cilium", "-n", "kube-system"]).0 {
+            let running = child.try_wait().ok().flatten().is_none();
+            assert!(
+                running && started.elapsed().as_secs() < 120,
+                "Cilium objects never appeared (apply running: {running})"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let servers = lab.control("GET", "/k8s", None);
+        let key = servers["apiservers"][0]["cluster_key"].clone();
+        let r = lab.control(
+            "POST",
+            "/k8s/restart",
+            Some(&serde_json::json!({"cluster_key": key, "down_ms": 3000})),
+        );
+        assert_ne!(r, Json::Null, "restart accepted: {servers}");
+        let outage = std::time::Instant::now();
+        let status = child.wait().expect("apply ran");
+        let read = |name: &str| std::fs::read_to_string(w.path().join(name)).unwrap_or_default();
+        let (stdout, stderr) = (read("apply.out"), read("apply.log"));
+        assert!(status.success(), "apply after the outage:\n{stdout}");
+        assert!(
+            outage.elapsed() >= std::time::Duration::from_millis(2500),
+            "the apply ended {:?} after the outage began: it did not overlap",
+            outage.elapsed()
+        );
+        w.assert_plan_empty();
+        let nodes = kubectl_ok(
+            &kc,
+            &[
+                "get",
+                "nodes",
+                "-o",
+                "jsonpath={.items[*].status.conditions[?(@.type==\"Ready\")].status}",
+            ],
+        );
+        assert_eq!(
+            nodes.split_whitespace().collect::<Vec<_>>(),
+            ["True", "True"]
+        );
+        let certs = kubectl_ok(
+            &kc,
+            &[
+                "get",
+                "secret",
+                "cilium-ca",
+                "-n",
+                "kube-system",
+                "-o",
+                "jsonpath={.data.ca\\.key}",
+            ],
+        );
+        assert!(certs.len() > 100);
+        assert!(
+            !stderr.contains(&certs[..64]),
+            "the CA key leaked into TF_LOG=trace output"
+        );
+        assert!(
+            !stderr.contains("BEGIN RSA PRIVATE KEY"),
+            "a private key leaked into TF_LOG"
+        );
+        w.destroy();
+    }
+);

@@ -8,12 +8,14 @@ use crate::lab::{Lab, LabError, LabOptions};
 
 const USAGE: &str = "usage:
   infraflux-lab up --dir DIR [--seed N] [--latency-ms N] [--faults SPEC] [--talos-legacy-maintenance]
-                   [--talos-version vX.Y.Z]
+                   [--talos-version vX.Y.Z] [--pod-ready-ms N]
   infraflux-lab down --dir DIR
 
 --talos-legacy-maintenance: Talos nodes answer as Talos <= 1.12's maintenance service.
 --talos-version: the Talos release the VM image boots (default v1.13.9); 1.14 and later
   validate configs with Talos 1.14's schema and its multi-document contract.
+--pod-ready-ms: how long a workload's pod takes to become ready once its node can run it
+  (default 100; a real Cilium agent takes tens of seconds).
 
 SPEC is a comma list of key=value: latency_ms, error_rate_5xx, drop_connection_rate,
 lock_timeouts, fail_next_task, slow_tasks_ms, drop_kubeconfig_stream, slow_talos_install_ms,
@@ -54,6 +56,7 @@ pub struct UpArgs {
     pub faults: Option<String>,
     pub talos_legacy: bool,
     pub talos_version: Option<String>,
+    pub pod_ready_ms: Option<u64>,
 }
 
 /// Parse `args` (without the program name).
@@ -67,6 +70,7 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
     let mut faults = None;
     let mut talos_legacy = false;
     let mut talos_version = None;
+    let mut pod_ready_ms = None;
     let mut it = args[1..].iter();
     while let Some(a) = it.next() {
         let mut val = |name: &str| {
@@ -89,6 +93,13 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
                 )
             }
             "--faults" => faults = Some(val("--faults")?),
+            "--pod-ready-ms" => {
+                pod_ready_ms = Some(
+                    val("--pod-ready-ms")?
+                        .parse()
+                        .map_err(|_| CliError::Usage("--pod-ready-ms must be a number".into()))?,
+                )
+            }
             "--talos-legacy-maintenance" => talos_legacy = true,
             "--talos-version" => {
                 let v = val("--talos-version")?;
@@ -112,6 +123,7 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
             faults,
             talos_legacy,
             talos_version,
+            pod_ready_ms,
         })),
         "down" => Ok(Command::Down { dir }),
         other => Err(CliError::Usage(format!("unknown command '{other}'"))),
@@ -155,6 +167,9 @@ pub async fn up(a: &UpArgs) -> Result<(), CliError> {
     opts.talos.legacy_maintenance = a.talos_legacy;
     if let Some(v) = &a.talos_version {
         opts.talos.version = v.clone();
+    }
+    if let Some(ms) = a.pod_ready_ms {
+        opts.talos.pod_ready_ms = ms;
     }
     let lab = Lab::start(opts).await?;
     write_atomic(&pid_path, format!("{}\n", std::process::id()).as_bytes())?;
@@ -254,8 +269,17 @@ mod tests {
                 faults: None,
                 talos_legacy: false,
                 talos_version: None,
+                pod_ready_ms: None,
             })
         );
+        assert!(matches!(
+            parse(&s(&["up", "--dir", "d", "--pod-ready-ms", "3000"])),
+            Ok(Command::Up(UpArgs {
+                pod_ready_ms: Some(3000),
+                ..
+            }))
+        ));
+        assert!(parse(&s(&["up", "--dir", "d", "--pod-ready-ms", "soon"])).is_err());
         assert!(matches!(
             parse(&s(&["up", "--dir", "d", "--talos-legacy-maintenance"])),
             Ok(Command::Up(UpArgs {

@@ -152,6 +152,14 @@ impl CiliumInstall {
         .await;
         if let Some(e) = applied.error {
             diags.push(e);
+            if applied.inventory.is_empty() {
+                // Nothing reached the cluster: nothing to keep (a create leaves no state).
+                return StateResponse {
+                    state: Value::Null,
+                    private,
+                    diags,
+                };
+            }
         }
         StateResponse {
             state: state_of(&config, &applied.inventory, &manifests, &certs),
