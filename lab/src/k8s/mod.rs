@@ -17,6 +17,7 @@ pub mod ssa;
 pub mod store;
 pub mod structural;
 pub mod tls;
+pub mod validation;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
