@@ -45,8 +45,10 @@ pub struct ApiServer {
     pub cluster_name: String,
     /// `cluster.controlPlane.endpoint` as configured.
     pub endpoint: String,
-    /// Where it actually listens.
+    /// Where it listens (the endpoint's address).
     pub bound: SocketAddr,
+    /// The first IP of the service CIDR (`default/kubernetes`'s ClusterIP).
+    pub service_ip: Ipv4Addr,
     pub store: Arc<Store>,
     /// gitVersion (`cluster.apiServer.image` tag).
     pub version: String,
@@ -226,11 +228,13 @@ impl K8s {
             match up {
                 Some(api) => {
                     api.sync_nodes();
+                    api.ensure_kubernetes_service();
                     api.collect_garbage();
                 }
                 None => {
                     if let Some(r) = self.start(&key, &nodes).await {
                         r.api.sync_nodes();
+                        r.api.ensure_kubernetes_service();
                         self.failures().clear(&key);
                         self.running().insert(key, r);
                     }
@@ -283,6 +287,7 @@ impl K8s {
             cluster_name: cfg.cluster_name.clone(),
             endpoint: cfg.endpoint.clone(),
             bound,
+            service_ip,
             store: self.store(key),
             version: nodes::version_from(cfg, "/cluster/apiServer/image"),
             talos: self.talos.clone(),

@@ -378,3 +378,61 @@ async fn server_side_dry_runs_change_nothing() {
         .expect("body");
     assert_eq!(body.trim(), "", "events after dry runs");
 }
+
+/// `default/kubernetes` exists once the API server runs (ClusterIP = the first IP of the
+/// service CIDR, `https` 443 → the API server's port 6443) and comes back after a delete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kubernetes_service_is_there_as_kubectl_shows_it() {
+    let t = T::with(opts(100)).await;
+    let (kube, base, dir) = setup(&t, "127.77.95", 951).await;
+    let kc = dir.path().join("kubeconfig");
+    let svc_url = format!("{base}/api/v1/namespaces/default/services/kubernetes");
+    let (ok, out, err) = kubectl(&kc, &["get", "svc"]).await;
+    assert!(ok, "{out}{err}");
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines[0],
+        [
+            "NAME",
+            "TYPE",
+            "CLUSTER-IP",
+            "EXTERNAL-IP",
+            "PORT(S)",
+            "AGE"
+        ]
+    );
+    assert_eq!(
+        lines[1][..5],
+        ["kubernetes", "ClusterIP", "10.96.0.1", "<none>", "443/TCP"],
+        "{out}"
+    );
+    assert_eq!(lines.len(), 2, "{out}");
+    let (ok, out, err) = kubectl(&kc, &["get", "svc", "kubernetes", "-o", "json"]).await;
+    assert!(ok, "{out}{err}");
+    let svc: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(
+        svc["metadata"]["labels"],
+        json!({"component": "apiserver", "provider": "kubernetes"})
+    );
+    assert_eq!(svc["spec"]["clusterIP"], "10.96.0.1");
+    assert_eq!(svc["spec"]["type"], "ClusterIP");
+    assert_eq!(
+        svc["spec"]["ports"],
+        json!([{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}])
+    );
+    let (ok, out, err) = kubectl(&kc, &["delete", "svc", "kubernetes"]).await;
+    assert!(ok, "{out}{err}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let (s, v) = get_json(&kube, &svc_url).await;
+        if s == 200 {
+            assert_ne!(v["metadata"]["uid"], svc["metadata"]["uid"], "made again");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never made again");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
