@@ -10,7 +10,7 @@ use crate::k8s::{get_json, send};
 use crate::k8s_apps::{cluster, opts};
 
 /// `kubectl --kubeconfig <kc> <args>`: exit success, stdout, stderr.
-async fn kubectl(kc: &Path, args: &[&str]) -> (bool, String, String) {
+pub async fn kubectl(kc: &Path, args: &[&str]) -> (bool, String, String) {
     let (kc, args): (_, Vec<String>) =
         (kc.to_owned(), args.iter().map(|a| a.to_string()).collect());
     let out = tokio::task::spawn_blocking(move || {

@@ -1,6 +1,7 @@
 //! Custom objects are type-checked against their CRD version's schema whatever
 //! `fieldValidation` says: a wrong type or a value outside `enum` → 422 Invalid in the
-//! apiextensions server's words, on create, update, patch and apply; nothing is stored.
+//! apiextensions server's words, on create, update, patch and apply (also through real
+//! kubectl); nothing is stored.
 
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,7 @@ use serde_json::{Value, json};
 use crate::common::T;
 use crate::k8s::{get_json, send};
 use crate::k8s_apps::{cluster, opts};
+use crate::k8s_kubectl::kubectl;
 
 fn widget_crd() -> Value {
     json!({
@@ -39,7 +41,7 @@ fn widget_crd() -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn custom_objects_are_type_checked_whatever_field_validation_says() {
     let t = T::with(opts(100)).await;
-    let (kube, base, _, _) = cluster(&t, "127.77.94", 941, ("cp1", None), true).await;
+    let (kube, base, yaml, _) = cluster(&t, "127.77.94", 941, ("cp1", None), true).await;
     let (s, v) = send(
         &kube,
         Method::POST,
@@ -212,6 +214,32 @@ async fn custom_objects_are_type_checked_whatever_field_validation_says() {
         (s, v["message"].as_str()),
         (422, Some(want_replicas)),
         "{v}"
+    );
+    // kubectl shows the server's words.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kc = dir.path().join("kubeconfig");
+    std::fs::write(&kc, &yaml).expect("write kubeconfig");
+    let manifest = dir.path().join("g.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: example.com/v1\nkind: Gadget\nmetadata:\n  name: g1\n  namespace: default\nspec:\n  replicas: three\n",
+    )
+    .expect("write");
+    let (ok, out, err) = kubectl(
+        &kc,
+        &[
+            "apply",
+            "--server-side",
+            "-f",
+            manifest.to_str().expect("path"),
+        ],
+    )
+    .await;
+    assert!(!ok, "{out}");
+    // kubectl words it from the Status details, as with a real server.
+    assert!(
+        err.contains("The Gadget \"g1\" is invalid: spec.replicas: Invalid value: \"string\": spec.replicas in body must be of type integer: \"string\""),
+        "{err}"
     );
     let (_, now) = get_json(&kube, &format!("{coll}/g1")).await;
     assert_eq!(now["metadata"]["resourceVersion"], rv, "nothing written");
