@@ -64,6 +64,7 @@ fi
 # The machines' loopback block: the one in this state if it is being continued, else a free one.
 if [[ -f "$STACK/terraform.tfvars.json" ]]; then
   BLOCK="$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["control_planes"]["cp-1"].split(".")[1])' "$STACK/terraform.tfvars.json")"
+  PICKED="the block of the state being continued"
 else
   BLOCK=""
   for n in $(seq 20 250); do
@@ -89,9 +90,10 @@ PYEOF
     then BLOCK=$n; break; fi
     exec 8>&-
   done
+  PICKED="the first free block from 127.20, locked against other demos"
   [[ -n "$BLOCK" ]] || { echo "demo: no free loopback block 127.20-250.0.0/24 for the machines" >&2; exit 1; }
 fi
-echo "machines on 127.$BLOCK.0.0/24"
+echo "machines on 127.$BLOCK.0.0/24 ($PICKED; Kubernetes API at 127.$BLOCK.0.11:6443)"
 
 if (( ! REUSING )); then
   "$LAB" up --dir "$DEMO/lab" >"$DEMO/lab.log" 2>&1 &
@@ -184,6 +186,9 @@ for s in k8s["apiservers"]:
         print(f"Kubernetes {s['version']} at {s['endpoint']}: {len(s['nodes'])} nodes, {ready} Ready")
         if ready < len(s["nodes"]):
             print("  NotReady is expected: the cluster runs without a CNI (cni = \"cilium\") until Cilium is installed.")
+for f in k8s.get("failed", []):
+    if any(n["address"] in f["endpoint"] for n in nodes.values()):
+        print(f"Kubernetes API server NOT running at {f['endpoint']}: {f['error']}")
 print(f"""
 kubeconfig:  {demo}/kubeconfig    e.g. kubectl --kubeconfig {demo}/kubeconfig get nodes
 talosconfig: {demo}/talosconfig   (talosctl --talosconfig {demo}/talosconfig …)

@@ -8,9 +8,12 @@ use crate::lab::{Lab, LabError, LabOptions};
 
 const USAGE: &str = "usage:
   infraflux-lab up --dir DIR [--seed N] [--latency-ms N] [--faults SPEC] [--talos-legacy-maintenance]
-                   [--talos-version vX.Y.Z] [--pod-ready-ms N]
+                   [--talos-version vX.Y.Z] [--pve-port N] [--control-port N]
+                   [--pod-ready-ms N]
   infraflux-lab down --dir DIR
 
+--pve-port, --control-port: listen on 127.0.0.1:N (default: an ephemeral port); a taken
+  port fails the start, naming the address.
 --talos-legacy-maintenance: Talos nodes answer as Talos <= 1.12's maintenance service.
 --talos-version: the Talos release the VM image boots (default v1.13.9); 1.14 and later
   validate configs with Talos 1.14's schema and its multi-document contract.
@@ -57,6 +60,10 @@ pub struct UpArgs {
     pub talos_legacy: bool,
     pub talos_version: Option<String>,
     pub pod_ready_ms: Option<u64>,
+    /// 0 = an ephemeral port.
+    pub pve_port: u16,
+    /// 0 = an ephemeral port.
+    pub control_port: u16,
 }
 
 /// Parse `args` (without the program name).
@@ -71,6 +78,7 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
     let mut talos_legacy = false;
     let mut talos_version = None;
     let mut pod_ready_ms = None;
+    let (mut pve_port, mut control_port) = (0u16, 0u16);
     let mut it = args[1..].iter();
     while let Some(a) = it.next() {
         let mut val = |name: &str| {
@@ -100,6 +108,16 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
                         .map_err(|_| CliError::Usage("--pod-ready-ms must be a number".into()))?,
                 )
             }
+            "--pve-port" | "--control-port" => {
+                let port = val(a)?
+                    .parse()
+                    .map_err(|_| CliError::Usage(format!("{a} must be a port number")))?;
+                if a == "--pve-port" {
+                    pve_port = port;
+                } else {
+                    control_port = port;
+                }
+            }
             "--talos-legacy-maintenance" => talos_legacy = true,
             "--talos-version" => {
                 let v = val("--talos-version")?;
@@ -124,6 +142,8 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
             talos_legacy,
             talos_version,
             pod_ready_ms,
+            pve_port,
+            control_port,
         })),
         "down" => Ok(Command::Down { dir }),
         other => Err(CliError::Usage(format!("unknown command '{other}'"))),
@@ -162,6 +182,8 @@ pub async fn up(a: &UpArgs) -> Result<(), CliError> {
     let mut opts = LabOptions {
         seed,
         faults: f,
+        pve_port: a.pve_port,
+        control_port: a.control_port,
         ..LabOptions::default()
     };
     opts.talos.legacy_maintenance = a.talos_legacy;
@@ -270,6 +292,8 @@ mod tests {
                 talos_legacy: false,
                 talos_version: None,
                 pod_ready_ms: None,
+                pve_port: 0,
+                control_port: 0,
             })
         );
         assert!(matches!(
@@ -299,5 +323,22 @@ mod tests {
         assert!(parse(&s(&["up"])).is_err());
         assert!(parse(&s(&["sideways", "--dir", "d"])).is_err());
         assert!(parse(&s(&["up", "--dir", "d", "--seed", "x"])).is_err());
+        assert!(matches!(
+            parse(&s(&[
+                "up",
+                "--dir",
+                "d",
+                "--pve-port",
+                "8006",
+                "--control-port",
+                "9"
+            ])),
+            Ok(Command::Up(UpArgs {
+                pve_port: 8006,
+                control_port: 9,
+                ..
+            }))
+        ));
+        assert!(parse(&s(&["up", "--dir", "d", "--pve-port", "70000"])).is_err());
     }
 }

@@ -10,7 +10,8 @@
 //! - `POST /talos/nodes/{vmid|address}/maintenance` — fault: the node reboots into maintenance
 //!   mode with a blank disk (as if reinstalled).
 //! - `GET /talos/etcd` — etcd membership per cluster (members, health, quorum).
-//! - `GET /k8s` — the running Kubernetes API servers (cluster, endpoint actually bound, nodes).
+//! - `GET /k8s` — the running Kubernetes API servers (cluster, endpoint, nodes) and, under
+//!   `failed`, those that cannot listen on their endpoint (with the error).
 //! - `POST /k8s/cni` — `{"cluster_key": …, "ready": true}`: a test seam declaring the cluster's
 //!   pod network ready on every node (the real path: a Cilium agent pod ready on the node).
 //! - `POST /k8s/restart` — `{"cluster_key": …, "down_ms": N}`: fault: the cluster's API server

@@ -26,7 +26,10 @@ pub enum LabError {
     Schema(#[from] SchemaError),
     #[error(transparent)]
     Tls(#[from] TlsError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error(
+        "cannot listen on {addr}: {source} (another lab or demo holds it?); \
+         the lab never moves to another address: free it or ask for another port"
+    )]
     Bind {
         addr: String,
         source: std::io::Error,

@@ -1,6 +1,6 @@
 //! Simulated Kubernetes API servers, one per Talos cluster: up while the cluster is
-//! bootstrapped and one of its control planes runs, at the cluster endpoint (or, when that
-//! address cannot be bound, 127.0.0.1 on an ephemeral port, reported by `GET /k8s`).
+//! bootstrapped and one of its control planes runs, at the cluster endpoint's address and
+//! nowhere else (see [`listen`]: a taken address is retried and reported by `GET /k8s`).
 //!
 //! - [`tls`]: serving cert from the cluster's Kubernetes CA, x509 client authentication;
 //! - [`api`]: health, version, discovery, CRUD, patch, watch, tables with real Status errors;
@@ -10,12 +10,14 @@
 
 pub mod api;
 pub mod controllers;
+pub mod listen;
 pub mod openapi;
 pub mod proto;
 pub mod ssa;
 pub mod store;
 pub mod structural;
 pub mod tls;
+pub mod validation;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -43,8 +45,10 @@ pub struct ApiServer {
     pub cluster_name: String,
     /// `cluster.controlPlane.endpoint` as configured.
     pub endpoint: String,
-    /// Where it actually listens.
+    /// Where it listens (the endpoint's address).
     pub bound: SocketAddr,
+    /// The first IP of the service CIDR (`default/kubernetes`'s ClusterIP).
+    pub service_ip: Ipv4Addr,
     pub store: Arc<Store>,
     /// gitVersion (`cluster.apiServer.image` tag).
     pub version: String,
@@ -93,6 +97,8 @@ pub struct K8s {
     down_until: Mutex<HashMap<String, std::time::Instant>>,
     /// Serialises reconciling with faults that stop servers.
     reconciling: tokio::sync::Mutex<()>,
+    /// Clusters whose API server cannot listen on its endpoint.
+    failures: Mutex<listen::Failures>,
 }
 
 impl K8s {
@@ -103,6 +109,7 @@ impl K8s {
             running: Mutex::new(HashMap::new()),
             down_until: Mutex::new(HashMap::new()),
             reconciling: tokio::sync::Mutex::new(()),
+            failures: Mutex::new(listen::Failures::default()),
         })
     }
 
@@ -141,6 +148,10 @@ impl K8s {
             }
             None => false,
         }
+    }
+
+    fn failures(&self) -> MutexGuard<'_, listen::Failures> {
+        self.failures.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn running(&self) -> MutexGuard<'_, HashMap<String, Running>> {
@@ -205,6 +216,7 @@ impl K8s {
             .filter(|k| !want.iter().any(|(w, _)| w == *k))
             .cloned()
             .collect();
+        self.failures().retain(|k| want.iter().any(|(w, _)| w == k));
         for k in stale {
             let r = self.running().remove(&k);
             if let Some(r) = r {
@@ -216,11 +228,14 @@ impl K8s {
             match up {
                 Some(api) => {
                     api.sync_nodes();
+                    api.ensure_kubernetes_service();
                     api.collect_garbage();
                 }
                 None => {
                     if let Some(r) = self.start(&key, &nodes).await {
                         r.api.sync_nodes();
+                        r.api.ensure_kubernetes_service();
+                        self.failures().clear(&key);
                         self.running().insert(key, r);
                     }
                 }
@@ -233,29 +248,18 @@ impl K8s {
             .iter()
             .find(|n| n.running() && n.config.is_control_plane())?;
         let cfg = &cp.config;
-        let url = url::Url::parse(&cfg.endpoint).ok()?;
-        let host = url.host_str().unwrap_or_default().to_string();
-        let port = url.port_or_known_default().unwrap_or(6443);
-        let ip = match host.as_str() {
-            "localhost" => Some(Ipv4Addr::LOCALHOST),
-            h => h.parse::<Ipv4Addr>().ok(),
+        let listener = match listen::bind(&cfg.endpoint).await {
+            Ok(l) => l,
+            Err(e) => {
+                self.failures()
+                    .record(key, &cfg.cluster_name, &cfg.endpoint, e);
+                return None;
+            }
         };
-        let listener = match ip.filter(Ipv4Addr::is_loopback) {
-            Some(ip) => match TcpListener::bind(SocketAddr::from((ip, port))).await {
-                Ok(l) => Some(l),
-                Err(e) => {
-                    tracing::warn!(%ip, port, "cannot bind the API server: {e}; using 127.0.0.1");
-                    None
-                }
-            },
-            None => None,
-        };
-        let listener = match listener {
-            Some(l) => l,
-            None => TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-                .await
-                .ok()?,
-        };
+        let host = url::Url::parse(&cfg.endpoint)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_default();
         let bound = listener.local_addr().ok()?;
         let service_ip = cfg
             .doc
@@ -283,6 +287,7 @@ impl K8s {
             cluster_name: cfg.cluster_name.clone(),
             endpoint: cfg.endpoint.clone(),
             bound,
+            service_ip,
             store: self.store(key),
             version: nodes::version_from(cfg, "/cluster/apiServer/image"),
             talos: self.talos.clone(),
@@ -337,7 +342,7 @@ impl K8s {
                 .to_string()
                 .cmp(&b["cluster_name"].to_string())
         });
-        json!({ "apiservers": servers })
+        json!({ "apiservers": servers, "failed": self.failures().snapshot() })
     }
 
     /// Mark a cluster's pod network ready (what a CNI install achieves); `false` undoes it.

@@ -100,3 +100,26 @@ async fn up_writes_lab_json_and_down_stops_it() {
         .unwrap();
     assert!(!bad.success());
 }
+
+/// `up --pve-port N` on a port another process holds fails at once, naming the address, and
+/// serves nothing (no lab.json).
+#[test]
+fn up_on_a_taken_port_fails_naming_the_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    let out = Command::new(env!("CARGO_BIN_EXE_infraflux-lab"))
+        .args(["up", "--dir"])
+        .arg(dir.path())
+        .args(["--pve-port", &port.to_string()])
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("cannot listen on 127.0.0.1:{port}")) && err.contains("another lab"),
+        "{err}"
+    );
+    assert!(!dir.path().join("lab.json").exists());
+}

@@ -182,3 +182,53 @@ async fn api_server_restart_fault() {
     );
     t.lab.shutdown().await;
 }
+
+/// The endpoint's address is held by another process: the API server is served nowhere else
+/// (no other listener, nothing in `apiservers`), `GET /k8s` lists the cluster under `failed`
+/// naming the address, and once the address is free the server starts there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_endpoint_address_is_retried_never_moved() {
+    use crate::k8s::{fast, install};
+    use crate::talos_kit::Cluster;
+    let t = T::with(fast()).await;
+    let base = "https://127.77.46.10:6443";
+    let other = std::net::TcpListener::bind("127.77.46.10:6443").expect("bind");
+    let c = Cluster::with_endpoint(base);
+    let mut cp = install(&t, &c, 661, "127.77.46.1", &c.config("controlplane")).await;
+    cp.bootstrap(infraflux_lab::talos::proto::machine::BootstrapRequest::default())
+        .await
+        .expect("Bootstrap");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let doc = loop {
+        let doc = t.control_get("/k8s").await;
+        if doc["failed"].as_array().is_some_and(|a| !a.is_empty()) {
+            break doc;
+        }
+        assert!(std::time::Instant::now() < deadline, "no failure: {doc}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(doc["apiservers"], json!([]), "served elsewhere: {doc}");
+    let f = &doc["failed"][0];
+    assert_eq!(f["endpoint"], base);
+    assert_eq!(f["state"], "failed");
+    let err = f["error"].as_str().expect("error");
+    assert!(
+        err.contains("cannot listen on 127.77.46.10:6443") && err.contains("another lab"),
+        "{err}"
+    );
+    // Still retried, still not served anywhere: the failure persists across reconciles.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let doc = t.control_get("/k8s").await;
+    assert_eq!(doc["apiservers"], json!([]));
+    assert_eq!(doc["failed"][0]["endpoint"], base);
+
+    drop(other);
+    let servers = crate::k8s::wait_k8s(&t, |s| s.as_array().is_some_and(|a| a.len() == 1)).await;
+    assert_eq!(servers[0]["bound"], base);
+    assert_eq!(t.control_get("/k8s").await["failed"], json!([]));
+    let kc = crate::k8s::kubeconfig(&mut cp).await;
+    let kube = kube_client(&kc);
+    let (s, _) = get_json(&kube, &format!("{base}/api/v1/namespaces/default")).await;
+    assert_eq!(s, 200);
+    t.lab.shutdown().await;
+}

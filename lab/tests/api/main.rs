@@ -13,6 +13,7 @@ mod k8s_faults;
 mod k8s_gc;
 mod k8s_kubectl;
 mod k8s_openapi;
+mod k8s_schema;
 mod locks;
 mod schema;
 mod talos;

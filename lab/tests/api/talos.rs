@@ -247,7 +247,7 @@ async fn maintenance_mode_api() {
         ),
         (
             &c.config("controlplane")
-                .replace("https://127.0.0.1:6443", "http://127.0.0.1:6443"),
+                .replace(&c.endpoint, &c.endpoint.replace("https://", "http://")),
             "decode error: ",
         ),
     ];

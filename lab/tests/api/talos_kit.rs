@@ -109,8 +109,12 @@ fn b64(s: &str) -> String {
 }
 
 impl Cluster {
+    /// A cluster with an endpoint of its own (`127.78.N.10:6443`): tests run in parallel,
+    /// and an API server listens only on its endpoint's address.
     pub fn new() -> Cluster {
-        Self::with_endpoint("https://127.0.0.1:6443")
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 250;
+        Self::with_endpoint(&format!("https://127.78.{n}.10:6443"))
     }
 
     pub fn with_endpoint(endpoint: &str) -> Cluster {

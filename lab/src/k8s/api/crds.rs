@@ -1,6 +1,6 @@
 //! What the apiextensions server checks on writes: CRD validation and initial status, custom
-//! objects pruned and defaulted by their structural schema, creation refused while a CRD
-//! terminates.
+//! objects pruned, defaulted and validated by their structural schema, creation refused while
+//! a CRD terminates.
 
 use serde_json::{Value, json};
 
@@ -40,19 +40,52 @@ pub(super) fn structural(
         .iter()
         .map(|p| format!("unknown field \"{p}\""))
         .collect();
-    if unknown.is_empty() {
-        return Ok(unknown);
-    }
-    match q(qs, "fieldValidation") {
-        Some("Strict") => Err(Box::new(bad_request(&format!(
+    let mode = q(qs, "fieldValidation");
+    if !unknown.is_empty() && mode == Some("Strict") {
+        return Err(Box::new(bad_request(&format!(
             "{kind} in version \"{v}\" cannot be handled as a {kind}: strict decoding error: {}",
             unknown.join(", "),
             kind = k.kind,
             v = k.version
-        )))),
+        ))));
+    }
+    // Types and enums are checked whatever fieldValidation says.
+    let errs = crate::k8s::validation::validate(obj, &schema);
+    if !errs.is_empty() {
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        return Err(Box::new(schema_invalid(k, name, &errs)));
+    }
+    match mode {
         Some("Ignore") => Ok(Vec::new()),
         _ => Ok(unknown),
     }
+}
+
+/// 422 Invalid for a custom object's schema errors, worded as the apiextensions server does:
+/// `Widget.example.com "w" is invalid: spec.replicas: …` (several: `is invalid: [a, b]`).
+fn schema_invalid(k: &Kind, name: &str, errs: &[crate::k8s::validation::FieldError]) -> Resp {
+    let each: Vec<String> = errs
+        .iter()
+        .map(|e| format!("{}: {}", e.field, e.detail))
+        .collect();
+    let list = if each.len() == 1 {
+        each[0].clone()
+    } else {
+        format!("[{}]", each.join(", "))
+    };
+    let causes: Vec<Value> = errs
+        .iter()
+        .map(|e| json!({"reason": e.reason, "message": e.detail, "field": e.field}))
+        .collect();
+    status(
+        422,
+        "Invalid",
+        &format!("{}.{} \"{name}\" is invalid: {list}", k.kind, k.group),
+        Some(json!({"name": name, "group": k.group, "kind": k.kind, "causes": causes})),
+    )
 }
 
 /// A custom object's CRD is being deleted: creation is refused (405, as the apiextensions

@@ -9,7 +9,7 @@ use super::status::{
     with_warnings,
 };
 use super::table::{table, wants_table};
-use super::{Early, Resp, Target, q};
+use super::{Early, Resp, Target, dry_run, q};
 use crate::k8s::ApiServer;
 use crate::k8s::controllers::{crds, namespaces};
 use crate::k8s::proto::{self, ProtoError};
@@ -229,10 +229,13 @@ pub(super) fn serve_resource(
                 Ok(w) => w,
                 Err(r) => return *r,
             };
-            if q(qs, "dryRun").is_some() {
-                return with_warnings(json_resp(StatusCode::CREATED, &obj), &warnings);
-            }
             ssa::track_update(None, &mut obj, &updater(qs, headers), &now());
+            if dry_run(qs) {
+                return match store.create_dry(k, ns, obj) {
+                    Ok(v) => with_warnings(json_resp(StatusCode::CREATED, &render(v)), &warnings),
+                    Err(e) => store_err(e),
+                };
+            }
             match store.create(k, ns, obj) {
                 Ok(v) => {
                     if crd {
@@ -266,7 +269,12 @@ pub(super) fn serve_resource(
             if let Ok(old) = store.get(k, ns, name) {
                 ssa::track_update(Some(&old), &mut obj, &updater(qs, headers), &now());
             }
-            match store.update(k, ns, name, obj) {
+            let written = if dry_run(qs) {
+                store.update_dry(k, ns, name, obj)
+            } else {
+                store.update(k, ns, name, obj)
+            };
+            match written {
                 Ok(v) => with_warnings(json_resp(StatusCode::OK, &render(v)), &warnings),
                 Err(e) => store_err(e),
             }
@@ -274,10 +282,24 @@ pub(super) fn serve_resource(
         "patch" => super::patch::patch(api, t, qs, headers, body),
         "delete" => {
             let name = t.name.unwrap_or_default();
-            let (policy, legacy_cascade) = match delete_options(qs, body) {
+            let (policy, legacy_cascade, dry) = match delete_options(qs, body) {
                 Ok(p) => p,
                 Err(r) => return *r,
             };
+            if dry {
+                return match store.delete_dry(k, ns, name, policy) {
+                    Ok((v, false)) => json_resp(
+                        if legacy_cascade {
+                            StatusCode::ACCEPTED
+                        } else {
+                            StatusCode::OK
+                        },
+                        &render(v),
+                    ),
+                    Ok((v, true)) => json_resp(StatusCode::OK, &deleted_status(k, name, &v)),
+                    Err(e) => store_err(e),
+                };
+            }
             match store.delete_with(k, ns, name, policy) {
                 Ok(v) if k.resource == "namespaces" => {
                     tokio::spawn(namespaces::finish(api.store.clone(), name.to_string()));
@@ -297,27 +319,20 @@ pub(super) fn serve_resource(
                     };
                     json_resp(code, &render(v))
                 }
-                Ok(v) => json_resp(
-                    StatusCode::OK,
-                    &json!({
-                        "kind": "Status",
-                        "apiVersion": "v1",
-                        "metadata": {},
-                        "status": "Success",
-                        "details": deleted_details(k, name, &v),
-                    }),
-                ),
+                Ok(v) => json_resp(StatusCode::OK, &deleted_status(k, name, &v)),
                 Err(e) => store_err(e),
             }
         }
         "deletecollection" => {
-            let (policy, _) = match delete_options(qs, body) {
+            let (policy, _, dry) = match delete_options(qs, body) {
                 Ok(p) => p,
                 Err(r) => return *r,
             };
             let (items, _) = store.list(k, t.ns);
             for o in &items {
-                if let Some(n) = o.pointer("/metadata/name").and_then(Value::as_str) {
+                if let Some(n) = o.pointer("/metadata/name").and_then(Value::as_str)
+                    && !dry
+                {
                     let _ = store.delete_with(k, ns, n, policy);
                 }
             }
@@ -341,13 +356,26 @@ pub(super) fn serve_resource(
     }
 }
 
+/// The Status a delete that removed the object answers.
+fn deleted_status(k: &store::Kind, name: &str, v: &Value) -> Value {
+    json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": deleted_details(k, name, v),
+    })
+}
+
 /// `DeleteOptions` from the body (JSON, may be empty) and the query: the propagation policy
 /// (default Background, every kind served here defaults to it) and whether the legacy
-/// `orphanDependents: false` was given. Invalid options → 422 as the real validation words it.
+/// `orphanDependents: false` was given, and whether it is a dry run (`dryRun` in the query or
+/// the body, where `kubectl delete --dry-run=server` puts it). Invalid options → 422 as the
+/// real validation words it.
 pub(super) fn delete_options(
     qs: &[(String, String)],
     body: &[u8],
-) -> Result<(store::Propagation, bool), Early> {
+) -> Result<(store::Propagation, bool, bool), Early> {
     let opts: Value = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
@@ -392,7 +420,11 @@ pub(super) fn delete_options(
             )));
         }
     };
-    Ok((p, orphan == Some(false)))
+    let dry = dry_run(qs)
+        || opts["dryRun"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|v| v.as_str().is_some_and(|s| !s.is_empty())));
+    Ok((p, orphan == Some(false), dry))
 }
 
 /// Who a non-apply write is recorded for: `fieldManager`, else the User-Agent's first part

@@ -105,6 +105,12 @@ fn q<'a>(qs: &'a [(String, String)], k: &str) -> Option<&'a str> {
     qs.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str())
 }
 
+/// `dryRun` (`All`, the one value the real server takes) was asked: every check runs and the
+/// answer is the would-be result, but nothing is stored and no watch hears of it.
+fn dry_run(qs: &[(String, String)]) -> bool {
+    qs.iter().any(|(a, v)| a == "dryRun" && !v.is_empty())
+}
+
 /// Path pieces of a core/v1 resource request.
 #[derive(Debug)]
 struct Target<'a> {

@@ -8,7 +8,7 @@ use super::crud::{body_rv, now, updater};
 use super::status::{
     bad_request, json_resp, not_found, status, store_err, terminating, with_warnings,
 };
-use super::{Early, Resp, Target, q};
+use super::{Early, Resp, Target, dry_run, q};
 use crate::k8s::ApiServer;
 use crate::k8s::controllers::crds;
 use crate::k8s::ssa;
@@ -45,6 +45,14 @@ pub(super) fn patch(
     let k = t.kind;
     let ns = t.ns.unwrap_or("");
     let name = t.name.unwrap_or_default();
+    let dry = dry_run(qs);
+    let update = |obj: Value| {
+        if dry {
+            store.update_dry(k, ns, name, obj)
+        } else {
+            store.update(k, ns, name, obj)
+        }
+    };
     let ct = headers
         .get(hyper::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -163,9 +171,14 @@ pub(super) fn patch(
                     if let Some(s) = &schema {
                         crate::k8s::structural::prune_and_default(&mut obj, s);
                     }
-                    return match store.create(k, ns, obj) {
+                    let created = if dry {
+                        store.create_dry(k, ns, obj)
+                    } else {
+                        store.create(k, ns, obj)
+                    };
+                    return match created {
                         Ok(v) => {
-                            if crd {
+                            if crd && !dry {
                                 tokio::spawn(crds::establish(api.store.clone(), name.to_string()));
                             }
                             with_warnings(
@@ -191,7 +204,7 @@ pub(super) fn patch(
                     if let Some(s) = &schema {
                         crate::k8s::structural::prune_and_default(&mut obj, s);
                     }
-                    return match store.update(k, ns, name, obj) {
+                    return match update(obj) {
                         Ok(v) => {
                             with_warnings(json_resp(StatusCode::OK, &api.view(k, v)), &warnings)
                         }
@@ -223,7 +236,7 @@ pub(super) fn patch(
     {
         m.remove("resourceVersion");
     }
-    match store.update(k, ns, name, result) {
+    match update(result) {
         Ok(v) => with_warnings(json_resp(StatusCode::OK, &api.view(k, v)), &warnings),
         Err(e) => store_err(e),
     }

@@ -325,6 +325,77 @@ pub(super) fn table(k: &Kind, items: &[Value], rv: u64) -> Value {
                 ]
             }),
         ),
+        "services" => (
+            vec![
+                col("Name", "string", 0),
+                col("Type", "string", 0),
+                col("Cluster-IP", "string", 0),
+                col("External-IP", "string", 0),
+                col("Port(s)", "string", 0),
+                col("Age", "string", 0),
+                col("Selector", "string", 1),
+            ],
+            Box::new(move |o| {
+                let spec = &o["spec"];
+                let ty = spec["type"].as_str().unwrap_or("ClusterIP");
+                let text = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
+                let external = match ty {
+                    "ExternalName" => text(&spec["externalName"]),
+                    "LoadBalancer" => Some(
+                        o["status"]["loadBalancer"]["ingress"]
+                            .as_array()
+                            .filter(|a| !a.is_empty())
+                            .map(|a| {
+                                a.iter()
+                                    .filter_map(|i| text(&i["ip"]).or_else(|| text(&i["hostname"])))
+                                    .collect::<Vec<_>>()
+                                    .join(",")
+                            })
+                            .unwrap_or_else(|| "<pending>".into()),
+                    ),
+                    _ => spec["externalIPs"]
+                        .as_array()
+                        .filter(|a| !a.is_empty())
+                        .map(|a| a.iter().filter_map(text).collect::<Vec<_>>().join(",")),
+                };
+                let ports: Vec<String> = spec["ports"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|p| {
+                        let proto = p["protocol"].as_str().unwrap_or("TCP");
+                        match p["nodePort"].as_u64() {
+                            Some(np) => format!("{}:{np}/{proto}", p["port"]),
+                            None => format!("{}/{proto}", p["port"]),
+                        }
+                    })
+                    .collect();
+                let selector = spec["selector"]
+                    .as_object()
+                    .filter(|m| !m.is_empty())
+                    .map(|m| {
+                        let mut kv: Vec<String> = m
+                            .iter()
+                            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                            .collect();
+                        kv.sort();
+                        kv.join(",")
+                    });
+                vec![
+                    name(o),
+                    json!(ty),
+                    json!(text(&spec["clusterIP"]).unwrap_or_else(|| "<none>".into())),
+                    json!(external.unwrap_or_else(|| "<none>".into())),
+                    json!(if ports.is_empty() {
+                        "<none>".into()
+                    } else {
+                        ports.join(",")
+                    }),
+                    json!(age(o)),
+                    json!(selector.unwrap_or_else(|| "<none>".into())),
+                ]
+            }),
+        ),
         "serviceaccounts" => (
             vec![
                 col("Name", "string", 0),

@@ -6,11 +6,13 @@
 //! - [`cilium`]: the Cilium agent's and operator's effects on Nodes;
 //! - [`gc`]: the garbage collector;
 //! - [`namespaces`]: the namespace controller;
-//! - [`crds`]: the apiextensions naming, establishing and finalizing controllers.
+//! - [`crds`]: the apiextensions naming, establishing and finalizing controllers;
+//! - [`kubernetes_service`]: the API server's `default/kubernetes` Service.
 
 pub mod cilium;
 pub mod crds;
 pub mod gc;
+pub mod kubernetes_service;
 pub mod namespaces;
 pub mod nodes;
 pub mod workloads;

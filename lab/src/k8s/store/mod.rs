@@ -194,36 +194,10 @@ impl Store {
                 name,
             });
         }
+        prepare_create(k, ns, &name, &mut obj);
         g.rv += 1;
         let rv = g.rv;
-        let meta = meta_of(&mut obj);
-        meta.insert("uid".into(), json!(uuid_v4()));
-        meta.insert("resourceVersion".into(), json!(rv.to_string()));
-        meta.insert(
-            "creationTimestamp".into(),
-            json!(rfc3339(SystemTime::now())),
-        );
-        if k.namespaced {
-            meta.insert("namespace".into(), json!(ns));
-        } else {
-            meta.remove("namespace");
-        }
-        for f in ["deletionTimestamp", "selfLink"] {
-            meta.remove(f);
-        }
-        if k.has_spec {
-            meta.insert("generation".into(), json!(1));
-        }
-        if k.group == "apps" {
-            apps_defaults(k.resource, &mut obj);
-        }
-        if k.resource == "namespaces" {
-            namespace_defaults(&mut obj, &name);
-            obj["spec"]["finalizers"] = json!(["kubernetes"]);
-            obj["status"] = json!({"phase": "Active"});
-        }
-        obj["apiVersion"] = json!(k.api_version());
-        obj["kind"] = json!(k.kind);
+        meta_of(&mut obj).insert("resourceVersion".into(), json!(rv.to_string()));
         g.objects.insert(key, obj.clone());
         g.emit(
             &self.events,
@@ -238,9 +212,40 @@ impl Store {
         Ok(obj)
     }
 
+    /// A create with `dryRun`: the object as it would be stored (uid, creationTimestamp,
+    /// defaults) but without a resourceVersion, and nothing stored or told to watches.
+    pub fn create_dry(&self, k: &Kind, ns: &str, mut obj: Value) -> Result<Value, StoreError> {
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let key = (k.qualified(), ns.to_string(), name.clone());
+        if self.lock().objects.contains_key(&key) {
+            return Err(StoreError::AlreadyExists {
+                resource: k.qualified(),
+                name,
+            });
+        }
+        prepare_create(k, ns, &name, &mut obj);
+        Ok(obj)
+    }
+
     /// Replace (PUT or the result of a patch): a given resourceVersion must match.
     pub fn update(&self, k: &Kind, ns: &str, name: &str, obj: Value) -> Result<Value, StoreError> {
-        self.update_inner(k, ns, name, obj, false)
+        self.update_inner(k, ns, name, obj, false, false)
+    }
+
+    /// An update with `dryRun`: every check and the object as it would be stored (at its
+    /// current resourceVersion: nothing is written, no event is sent).
+    pub fn update_dry(
+        &self,
+        k: &Kind,
+        ns: &str,
+        name: &str,
+        obj: Value,
+    ) -> Result<Value, StoreError> {
+        self.update_inner(k, ns, name, obj, false, true)
     }
 
     /// An update of the status subresource (what controllers post): a CRD's status is only
@@ -252,7 +257,7 @@ impl Store {
         name: &str,
         obj: Value,
     ) -> Result<Value, StoreError> {
-        self.update_inner(k, ns, name, obj, true)
+        self.update_inner(k, ns, name, obj, true, false)
     }
 
     fn update_inner(
@@ -262,6 +267,7 @@ impl Store {
         name: &str,
         mut obj: Value,
         status: bool,
+        dry: bool,
     ) -> Result<Value, StoreError> {
         if k.group == "apps" {
             apps_defaults(k.resource, &mut obj);
@@ -336,6 +342,10 @@ impl Store {
         );
         if cmp == old {
             return Ok(old);
+        }
+        if dry {
+            meta_of(&mut obj).insert("resourceVersion".into(), old_rv.unwrap_or(Value::Null));
+            return Ok(obj);
         }
         // The last finalizer of an object being deleted is gone: it goes.
         if k.resource != "namespaces"
@@ -425,6 +435,38 @@ impl Store {
         Ok(obj)
     }
 
+    /// A delete with `dryRun`: the object as the delete would leave it (marked when
+    /// finalizers hold it) and whether it would be gone; nothing changes.
+    pub fn delete_dry(
+        &self,
+        k: &Kind,
+        ns: &str,
+        name: &str,
+        policy: Propagation,
+    ) -> Result<(Value, bool), StoreError> {
+        let key = (k.qualified(), ns.to_string(), name.to_string());
+        let Some(mut o) = self.lock().objects.get(&key).cloned() else {
+            return Err(StoreError::NotFound {
+                resource: k.qualified(),
+                name: name.into(),
+            });
+        };
+        if let Some(f) = policy.finalizer()
+            && k.resource != "namespaces"
+            && o.pointer("/metadata/deletionTimestamp").is_none()
+        {
+            add_finalizer(&mut o, f);
+        }
+        let held = k.resource == "namespaces" || k.qualified() == CRDS;
+        if !held && !has_finalizers(&o) {
+            return Ok((o, true));
+        }
+        if o.pointer("/metadata/deletionTimestamp").is_none() {
+            mark_deleting(&key, &mut o);
+        }
+        Ok((o, false))
+    }
+
     pub(in crate::k8s) fn emit_deleted(&self, g: &mut Inner, key: Key, mut o: Value) {
         g.rv += 1;
         let rv = g.rv;
@@ -448,7 +490,6 @@ impl Store {
         let Some(mut o) = g.objects.get(key).cloned() else {
             return Value::Null;
         };
-        let namespace = held && key.0 == "namespaces";
         if !held && !has_finalizers(&o) {
             g.objects.remove(key);
             self.emit_deleted(g, key.clone(), o.clone());
@@ -457,32 +498,7 @@ impl Store {
         if o.pointer("/metadata/deletionTimestamp").is_some() {
             return o;
         }
-        let meta = meta_of(&mut o);
-        meta.insert(
-            "deletionTimestamp".into(),
-            json!(rfc3339(SystemTime::now())),
-        );
-        meta.insert("deletionGracePeriodSeconds".into(), json!(0));
-        if namespace {
-            o["spec"]["finalizers"] = json!(["kubernetes"]);
-            o["status"]["phase"] = json!("Terminating");
-        } else if key.0 == CRDS {
-            let fins = meta_of(&mut o)
-                .entry("finalizers")
-                .or_insert_with(|| json!([]));
-            if let Some(f) = fins.as_array_mut()
-                && !f.contains(&json!(CRD_CLEANUP))
-            {
-                f.push(json!(CRD_CLEANUP));
-            }
-            set_condition(
-                &mut o,
-                "Terminating",
-                "True",
-                "InstanceDeletionPending",
-                "CustomResourceDefinition marked for deletion; CustomResource deletion will begin soon",
-            );
-        }
+        mark_deleting(key, &mut o);
         self.modified_locked(g, key, o)
     }
 
@@ -541,6 +557,68 @@ impl Store {
                 .remove(&name);
         }
         self.lock().registered.insert(vmid, boots);
+    }
+}
+
+/// Server-set fields of a new object: uid, creationTimestamp, namespace, generation and the
+/// kind's defaults.
+fn prepare_create(k: &Kind, ns: &str, name: &str, obj: &mut Value) {
+    let meta = meta_of(obj);
+    meta.insert("uid".into(), json!(uuid_v4()));
+    meta.insert(
+        "creationTimestamp".into(),
+        json!(rfc3339(SystemTime::now())),
+    );
+    meta.remove("resourceVersion");
+    if k.namespaced {
+        meta.insert("namespace".into(), json!(ns));
+    } else {
+        meta.remove("namespace");
+    }
+    for f in ["deletionTimestamp", "selfLink"] {
+        meta.remove(f);
+    }
+    if k.has_spec {
+        meta.insert("generation".into(), json!(1));
+    }
+    if k.group == "apps" {
+        apps_defaults(k.resource, obj);
+    }
+    if k.resource == "namespaces" {
+        namespace_defaults(obj, name);
+        obj["spec"]["finalizers"] = json!(["kubernetes"]);
+        obj["status"] = json!({"phase": "Active"});
+    }
+    obj["apiVersion"] = json!(k.api_version());
+    obj["kind"] = json!(k.kind);
+}
+
+/// Mark an object held by finalizers as being deleted (a namespace Terminating, a CRD with its
+/// cleanup finalizer and condition).
+fn mark_deleting(key: &Key, o: &mut Value) {
+    let meta = meta_of(o);
+    meta.insert(
+        "deletionTimestamp".into(),
+        json!(rfc3339(SystemTime::now())),
+    );
+    meta.insert("deletionGracePeriodSeconds".into(), json!(0));
+    if key.0 == "namespaces" {
+        o["spec"]["finalizers"] = json!(["kubernetes"]);
+        o["status"]["phase"] = json!("Terminating");
+    } else if key.0 == CRDS {
+        let fins = meta_of(o).entry("finalizers").or_insert_with(|| json!([]));
+        if let Some(f) = fins.as_array_mut()
+            && !f.contains(&json!(CRD_CLEANUP))
+        {
+            f.push(json!(CRD_CLEANUP));
+        }
+        set_condition(
+            o,
+            "Terminating",
+            "True",
+            "InstanceDeletionPending",
+            "CustomResourceDefinition marked for deletion; CustomResource deletion will begin soon",
+        );
     }
 }
 
