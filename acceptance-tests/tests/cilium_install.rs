@@ -401,7 +401,17 @@ both_terraforms!(
         let status = child.wait().expect("apply ran");
         let read = |name: &str| std::fs::read_to_string(w.path().join(name)).unwrap_or_default();
         let (stdout, stderr) = (read("apply.out"), read("apply.log"));
-        assert!(status.success(), "apply after the outage:\n{stdout}");
+        let errors: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.contains("Error") || l.contains("error"))
+            .rev()
+            .take(20)
+            .collect();
+        assert!(
+            status.success(),
+            "apply after the outage:\n{stdout}\n{}",
+            errors.join("\n")
+        );
         assert!(
             outage.elapsed() >= std::time::Duration::from_millis(2500),
             "the apply ended {:?} after the outage began: it did not overlap",

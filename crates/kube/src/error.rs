@@ -116,16 +116,18 @@ pub(crate) fn from_status(code: u16, message: String, verb: &str, object: &str) 
     }
 }
 
-/// A connection-level failure: TLS trouble is not transient; refusals and timeouts are.
+/// A connection-level failure: a certificate the client cannot trust is not transient;
+/// refusals, timeouts and connections dropped mid-request or mid-handshake (an API server
+/// restarting: "peer closed connection without sending TLS close_notify") are.
 fn transport_or_unreachable(server: &str, e: &(dyn std::error::Error + 'static)) -> Error {
     let chain = error_chain(e);
     let lower = chain.to_ascii_lowercase();
     if [
         "certificate",
-        "tls",
-        "handshake",
         "unknownissuer",
         "badsignature",
+        "invalid peer",
+        "unknown ca",
     ]
     .iter()
     .any(|w| lower.contains(w))
@@ -206,7 +208,14 @@ mod tests {
             matches!(e, Error::Transport(_)) && !e.is_transient(),
             "{e:?}"
         );
-        let e = Error::no_answer("https://h:6443", Duration::from_secs(5));
+        // A server that stops while a request is on the wire (a restart) is transient.
+        let dropped = std::io::Error::other(
+            "client error (SendRequest): connection error: peer closed connection without \
+             sending TLS close_notify",
+        );
+        let e = transport_or_unreachable("https://h:6443", &dropped);
+        assert!(e.is_transient(), "{e:?}");
+                let e = Error::no_answer("https://h:6443", Duration::from_secs(5));
         assert!(e.is_transient());
         assert!(e.to_string().ends_with("no answer within 5s"), "{e}");
     }
