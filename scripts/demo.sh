@@ -169,9 +169,11 @@ umask 077
 "$TF" -chdir="$STACK" output -raw kubeconfig >"$DEMO/kubeconfig"
 "$TF" -chdir="$STACK" output -raw talosconfig >"$DEMO/talosconfig"
 "$TF" -chdir="$STACK" output -json nodes >"$DEMO/nodes.json"
-"$PY" - "$DEMO" "$took" "$CONTROL" <<'PYEOF'
+CILIUM="$("$TF" -chdir="$STACK" output -json cilium_version) $("$TF" -chdir="$STACK" output -json cilium_objects)"
+"$PY" - "$DEMO" "$took" "$CONTROL" "$CILIUM" <<'PYEOF'
 import json, sys, urllib.request
 demo, took, control = sys.argv[1], sys.argv[2], sys.argv[3]
+cilium_version, cilium_objects = (json.loads(v) for v in sys.argv[4].split())
 nodes = json.load(open(f"{demo}/nodes.json"))
 print(f"applied in {took}s; {len(nodes)} machines:")
 print(f"  {'hostname':<12} {'role':<13} {'address':<14} {'stage':<10} {'talos':<9} etcd member")
@@ -185,7 +187,9 @@ for s in k8s["apiservers"]:
         ready = len(s.get("ready_nodes", []))
         print(f"Kubernetes {s['version']} at {s['endpoint']}: {len(s['nodes'])} nodes, {ready} Ready")
         if ready < len(s["nodes"]):
-            print("  NotReady is expected: the cluster runs without a CNI (cni = \"cilium\") until Cilium is installed.")
+            print("  NotReady: the cluster has no CNI until Cilium runs (install_platform = false?).")
+if cilium_version:
+    print(f"Cilium {cilium_version}: {cilium_objects} objects applied (field manager infraflux); kubectl -n kube-system get ds cilium")
 for f in k8s.get("failed", []):
     if any(n["address"] in f["endpoint"] for n in nodes.values()):
         print(f"Kubernetes API server NOT running at {f['endpoint']}: {f['error']}")

@@ -5,7 +5,7 @@
 
 ADDRESSES: the machines' addresses, comma-separated; CONTROL_PLANES: how many of them are control
 planes. Prints one line per phase as it completes (VMs, Talos install, bootstrap, Kubernetes API,
-nodes) and exits after the last one; Terraform's own lines go on beside it. Standard library only.
+nodes, Cilium) and exits after the last one; Terraform's own lines go on beside it. Standard library only.
 """
 
 import json
@@ -28,7 +28,7 @@ def main():
     start = time.monotonic()
 
     def say(phase, text):
-        print(f"demo: [{phase}/5 {time.monotonic() - start:5.1f}s] {text}", flush=True)
+        print(f"demo: [{phase}/6 {time.monotonic() - start:5.1f}s] {text}", flush=True)
 
     def vms(_):
         st = get(control, "/state")
@@ -65,12 +65,19 @@ def main():
         for s in (doc or {}).get("apiservers", []):
             if s["endpoint"] == state["api"]["endpoint"] and len(s["nodes"]) == total:
                 ready = len(s.get("ready_nodes", []))
-                note = "" if ready == total else " — NotReady until a CNI runs (cni = cilium)"
+                note = "" if ready == total else " — NotReady until Cilium runs (next)"
                 return f"nodes: {total} registered, {ready} Ready{note}"
         return False
 
+    def cilium(state):
+        doc = get(control, "/k8s")
+        for s in (doc or {}).get("apiservers", []):
+            if s["endpoint"] == state["api"]["endpoint"] and len(s.get("ready_nodes", [])) == total:
+                return f"Cilium: agents running, {total} of {total} nodes Ready"
+        return False
+
     state = {}
-    for phase, check in enumerate([vms, installed, bootstrapped, apiserver, nodes], start=1):
+    for phase, check in enumerate([vms, installed, bootstrapped, apiserver, nodes, cilium], start=1):
         while not (line := check(state)):
             time.sleep(0.2)
         say(phase, line)

@@ -1,4 +1,4 @@
-# The InfraFlux stack: Proxmox VE VMs → Talos Linux cluster. (Cilium and Argo CD follow.)
+# The InfraFlux stack: Proxmox VE VMs → Talos Linux cluster → Cilium. (Argo CD follows.)
 
 provider "infraflux" {
   proxmox {
@@ -21,4 +21,14 @@ module "cluster" {
   control_planes     = var.control_planes
   workers            = var.workers
   config_patches     = var.config_patches
+}
+
+# The platform on the cluster: Cilium now (nodes become Ready once its agents run).
+module "platform" {
+  source = "./modules/platform"
+  count  = var.install_platform ? 1 : 0
+
+  kubeconfig = module.cluster.kubeconfig
+  # The operator's replicas need a node each.
+  cilium_operator_replicas = min(2, length(var.control_planes) + length(var.workers))
 }

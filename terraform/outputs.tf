@@ -19,3 +19,11 @@ output "nodes" {
 output "vm_ids" {
   value = module.cluster.vm_ids
 }
+
+output "cilium_version" {
+  value = one(module.platform[*].cilium_version)
+}
+
+output "cilium_objects" {
+  value = one(module.platform[*].cilium_objects)
+}

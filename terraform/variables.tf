@@ -76,3 +76,9 @@ variable "config_patches" {
   type        = list(string)
   default     = []
 }
+
+variable "install_platform" {
+  description = "Install the platform (Cilium) on the cluster. False leaves the nodes NotReady without a CNI."
+  type        = bool
+  default     = true
+}

@@ -191,6 +191,8 @@ impl Lab {
             "talos_image": self.pve("talos_image_volid"),
             "control_planes": map(control_planes),
             "workers": map(workers),
+            // The Talos tests stop at the cluster; the Cilium tests add it themselves.
+            "install_platform": false,
         })
         .to_string()
     }

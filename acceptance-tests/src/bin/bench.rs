@@ -291,20 +291,21 @@ fn refresh(n: u64, bin_dir: &Path) -> serde_json::Value {
     })
 }
 
-/// The whole stack of `terraform/` (5 VMs from the Talos image, the Talos cluster) applied to
-/// the lab: what `make demo` does, timed.
+/// The whole stack of `terraform/` (5 VMs from the Talos image, the Talos cluster, Cilium)
+/// applied to the lab: what `make demo` does, timed.
 fn stack_apply(bin_dir: &Path) -> serde_json::Value {
     let lab = Lab::up();
     let w = Work::new(&Tf::v1_15());
     w.copy_stack();
     let ip = |h: u8| format!("127.34.0.{h}");
-    w.write(
-        "terraform.tfvars.json",
-        &lab.stack_vars(
-            &[("cp-1", ip(11)), ("cp-2", ip(12)), ("cp-3", ip(13))],
-            &[("worker-1", ip(21)), ("worker-2", ip(22))],
-        ),
-    );
+    let mut vars: serde_json::Value = serde_json::from_str(&lab.stack_vars(
+        &[("cp-1", ip(11)), ("cp-2", ip(12)), ("cp-3", ip(13))],
+        &[("worker-1", ip(21)), ("worker-2", ip(22))],
+    ))
+    .expect("vars");
+    // The whole stack, as `make demo` applies it: Cilium included.
+    vars["install_platform"] = json!(true);
+    w.write("terraform.tfvars.json", &vars.to_string());
     w.init();
     let t0 = Instant::now();
     let (_, apply_peak_rss_kib) =
@@ -324,6 +325,55 @@ fn stack_apply(bin_dir: &Path) -> serde_json::Value {
         "provider_peak_rss_kib": apply_peak_rss_kib,
         "note": "lab timings: install 200 ms, reboot 100 ms per machine; secrets generation (RSA-4096) included",
     })
+}
+
+/// `terraform plan` of a Cilium install with every option on and no cluster (the kubeconfig
+/// names an address nothing listens on): the objects are built, nothing is contacted.
+fn cilium_plan_without_cluster() -> serde_json::Value {
+    let w = Work::new(&Tf::v1_15());
+    w.config(
+        r#"
+terraform {
+  required_providers {
+    infraflux = { source = "infraflux/infraflux" }
+  }
+}
+resource "infraflux_cilium_install" "full" {
+  kubeconfig        = "apiVersion: v1\nkind: Config\nclusters: []\n"
+  bgp_control_plane = true
+  gateway_api       = true
+  routing {
+    mode                    = "native"
+    native_cidr             = "10.244.0.0/16"
+    auto_direct_node_routes = true
+  }
+  hubble {
+    relay   = true
+    ui      = true
+    metrics = ["dns", "drop", "tcp", "flow"]
+  }
+  encryption {
+    type = "wireguard"
+  }
+  bpf {
+    masquerade = true
+  }
+  load_balancer {
+    mode         = "hybrid"
+    acceleration = "native"
+  }
+  ingress_controller {}
+  prometheus {
+    enabled         = true
+    service_monitor = true
+    dashboards      = true
+  }
+}
+"#,
+    );
+    w.init();
+    let runs: Vec<f64> = (0..3).map(|_| time_plan(&w).0).collect();
+    json!({ "option_set": "full", "plan_ms_median": median(runs) })
 }
 
 fn main() {
@@ -358,6 +408,8 @@ fn main() {
     let g = measure(&go, &rt);
     let stack = stack_apply(&a.bin_dir);
     eprintln!("stack apply: {stack}");
+    let cilium_plan = cilium_plan_without_cluster();
+    eprintln!("cilium plan without a cluster: {cilium_plan}");
     let ratio = |k: &str| {
         o[k].as_f64().unwrap_or(0.0) / g[k].as_f64().unwrap_or(1.0).max(f64::MIN_POSITIVE)
     };
@@ -376,6 +428,7 @@ fn main() {
         "goals": { "handshake_ratio_max": 0.2, "idle_rss_ratio_max": 0.5 },
         "refresh_plan": refreshes,
         "stack_apply": stack,
+        "cilium_plan_without_cluster": cilium_plan,
     });
     let text = serde_json::to_string_pretty(&summary).expect("json");
     if let Some(dir) = a.out.parent() {
