@@ -215,7 +215,7 @@ mod tests {
         );
         let e = transport_or_unreachable("https://h:6443", &dropped);
         assert!(e.is_transient(), "{e:?}");
-                let e = Error::no_answer("https://h:6443", Duration::from_secs(5));
+        let e = Error::no_answer("https://h:6443", Duration::from_secs(5));
         assert!(e.is_transient());
         assert!(e.to_string().ends_with("no answer within 5s"), "{e}");
     }
