@@ -6,7 +6,7 @@
 //! - [`api`]: health, version, discovery, CRUD, patch, watch, tables with real Status errors;
 //! - [`store`]: the cluster's objects (kept across API server restarts);
 //! - [`controllers`]: kubelets and controllers (Nodes, workloads, Cilium, garbage
-//!   collection, namespaces, CRDs).
+//!   collection, namespaces, CRDs, Argo CD's application controller).
 
 pub mod api;
 pub mod controllers;

@@ -571,6 +571,51 @@ async fn finalizer_cascades_orphans_without_and_waits_for_the_controller() {
     a.t.lab.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_sync_through_the_operation_field() {
+    let a = Argo::start("127.77.75", 751, 50, None).await;
+    a.write("web/deploy.yaml", DEPLOYMENT);
+    let mut manual = application("manual", "web", "manual", Value::Null, false);
+    manual["spec"]["syncPolicy"] = json!({"syncOptions": ["CreateNamespace=true"]});
+    a.post(APPS, manual).await;
+    // Not automated: compared, not applied; the missing Deployment makes the app Missing.
+    let app = a
+        .wait(&app_path("manual"), |m| {
+            m["status"]["sync"]["status"] == "OutOfSync"
+        })
+        .await;
+    assert_eq!(app["status"]["health"]["status"], "Missing", "{app}");
+    assert_eq!(
+        resource(&app, "Deployment", "web")["health"],
+        json!({"status": "Missing"})
+    );
+    assert!(app["status"].get("operationState").is_none());
+    // What `argocd app sync` writes: the controller runs it, then removes `operation`.
+    let (s, v) = send(
+        &a.kube,
+        reqwest::Method::PATCH,
+        &format!("{}{}", a.base, app_path("manual")),
+        "application/merge-patch+json",
+        &json!({"operation": {"initiatedBy": {"username": "admin"}, "sync": {"syncStrategy": {"hook": {}}}}}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let done = a
+        .wait(&app_path("manual"), |m| {
+            synced_healthy(m) && m.get("operation").is_none()
+        })
+        .await;
+    let op = &done["status"]["operationState"];
+    assert_eq!(op["operation"]["initiatedBy"]["username"], "admin");
+    assert_eq!(
+        op["operation"]["sync"]["revision"],
+        done["status"]["sync"]["revision"]
+    );
+    assert_eq!(op["message"], "successfully synced (all tasks run)");
+    assert!(op["finishedAt"].is_string() && op["startedAt"].is_string());
+    a.t.lab.shutdown().await;
+}
+
 /// Status as the controller writes it passes the real Application CRD's schema.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_fits_the_install_manifests_crds() {
