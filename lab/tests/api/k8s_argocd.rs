@@ -138,6 +138,17 @@ impl Argo {
         assert!(r.status().is_success(), "DELETE {path}: {}", r.status());
     }
 
+    /// Keep per-resource health in the Application (Argo CD 3 does not by default).
+    async fn persist_health(&self) {
+        self.post(
+            "/api/v1/namespaces/argocd/configmaps",
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "argocd-cmd-params-cm", "namespace": "argocd"},
+                "data": {"controller.resource.health.persist": "true"}}),
+        )
+        .await;
+    }
+
     fn write(&self, rel: &str, text: &str) {
         let p = self.repo.path().join(rel);
         std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
@@ -298,6 +309,7 @@ fn root() -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn app_of_apps_syncs_in_wave_order_with_health_and_resources() {
     let a = Argo::start("127.77.70", 701, 1500, None).await;
+    a.persist_health().await;
     app_of_apps(&a);
     let (_, list) = a.get(APPS).await;
     let rv0 = list["metadata"]["resourceVersion"]
@@ -332,6 +344,8 @@ async fn app_of_apps_syncs_in_wave_order_with_health_and_resources() {
         "{st}"
     );
     assert_eq!(st["sourceType"], "Directory");
+    assert!(st.get("resourceHealthSource").is_none(), "{st}");
+    assert!(st["health"]["lastTransitionTime"].is_string(), "{st}");
     assert!(
         st["reconciledAt"].is_string() && st.get("conditions").is_none(),
         "{st}"
@@ -585,9 +599,11 @@ async fn manual_sync_through_the_operation_field() {
         })
         .await;
     assert_eq!(app["status"]["health"]["status"], "Missing", "{app}");
+    // Argo CD 3's default: per-resource health is not kept in the Application.
+    assert_eq!(app["status"]["resourceHealthSource"], "appTree");
     assert_eq!(
-        resource(&app, "Deployment", "web")["health"],
-        json!({"status": "Missing"})
+        resource(&app, "Deployment", "web"),
+        &json!({"version": "v1", "kind": "Deployment", "name": "web", "group": "apps", "namespace": "manual", "status": "OutOfSync"})
     );
     assert!(app["status"].get("operationState").is_none());
     // What `argocd app sync` writes: the controller runs it, then removes `operation`.
@@ -628,6 +644,7 @@ async fn status_fits_the_install_manifests_crds() {
         .collect();
     assert_eq!(crds.len(), 3);
     let a = Argo::start("127.77.74", 741, 50, Some(crds)).await;
+    a.persist_health().await;
     app_of_apps(&a);
     a.post(APPS, root()).await;
     let web = a.wait(&app_path("web"), synced_healthy).await;

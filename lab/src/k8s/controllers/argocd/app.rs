@@ -43,13 +43,32 @@ pub async fn reconcile_namespace(api: &Arc<ApiServer>, repos: &[GitRepo], ns: &s
             return;
         }
     };
+    let persist = persist_resource_health(api, ns);
     for app in apps {
         if app.pointer("/metadata/deletionTimestamp").is_some() {
             finalize(&mut client, api, ns, &app).await;
         } else {
-            reconcile(&mut client, api, repos, ns, &app).await;
+            reconcile(&mut client, api, repos, ns, &app, persist).await;
         }
     }
+}
+
+/// `controller.resource.health.persist` of `argocd-cmd-params-cm` (Go's ParseBool; Argo
+/// CD 3 defaults it to false: per-resource health lives in the app tree, not in the
+/// Application).
+fn persist_resource_health(api: &ApiServer, ns: &str) -> bool {
+    let Some(cms) = store::kind("configmaps") else {
+        return false;
+    };
+    api.store
+        .get(cms, ns, "argocd-cmd-params-cm")
+        .ok()
+        .and_then(|cm| {
+            cm["data"]["controller.resource.health.persist"]
+                .as_str()
+                .map(|v| matches!(v, "1" | "t" | "T" | "true" | "TRUE" | "True"))
+        })
+        .unwrap_or(false)
 }
 
 fn app_path(ns: &str, name: &str) -> String {
@@ -228,7 +247,14 @@ fn automated(app: &Value) -> Option<(bool, bool, bool)> {
 }
 
 /// Reconcile one Application that is not being deleted.
-async fn reconcile(client: &mut Client, api: &ApiServer, repos: &[GitRepo], ns: &str, app: &Value) {
+async fn reconcile(
+    client: &mut Client,
+    api: &ApiServer,
+    repos: &[GitRepo],
+    ns: &str,
+    app: &Value,
+    persist: bool,
+) {
     let name = str_of(app, "/metadata/name").to_string();
     let old = &app["status"];
     let source = if app["spec"]["source"].is_object() {
@@ -287,15 +313,15 @@ async fn reconcile(client: &mut Client, api: &ApiServer, repos: &[GitRepo], ns: 
             }
         }
     };
-    let status = status_doc(
+    let view = View {
         ns,
-        &source,
+        source: &source,
         dest,
-        loaded.as_ref(),
-        &resources,
-        op_state,
-        conditions,
-    );
+        loaded: loaded.as_ref(),
+        persist,
+        old,
+    };
+    let status = status_doc(&view, &resources, op_state, conditions);
     write_status(client, ns, app, status, clear_operation).await;
 }
 
@@ -418,16 +444,33 @@ async fn run_operation(
     state
 }
 
+/// What the status document is made from, besides the resources.
+struct View<'a> {
+    ns: &'a str,
+    source: &'a Value,
+    dest: &'a Value,
+    loaded: Option<&'a Target>,
+    /// Per-resource health in `status.resources[]` (`controller.resource.health.persist`).
+    persist: bool,
+    /// The status as it was.
+    old: &'a Value,
+}
+
 /// The `status` document.
 fn status_doc(
-    ns: &str,
-    source: &Value,
-    dest: &Value,
-    loaded: Option<&Target>,
+    view: &View<'_>,
     resources: &[Res],
     op_state: Value,
     conditions: Vec<Value>,
 ) -> Value {
+    let View {
+        ns,
+        source,
+        dest,
+        loaded,
+        persist,
+        old,
+    } = *view;
     let mut sorted: Vec<&Res> = resources.iter().collect();
     sorted.sort_by(|a, b| {
         (&a.group, &a.kind, &a.namespace, &a.name).cmp(&(&b.group, &b.kind, &b.namespace, &b.name))
@@ -449,7 +492,7 @@ fn status_doc(
                 (_, true) => "Synced",
                 _ => "OutOfSync",
             });
-            if let Some(h) = h {
+            if let Some(h) = h.as_ref().filter(|_| persist) {
                 v["health"] = h.to_json();
             }
             if r.desired.is_none() {
@@ -477,9 +520,14 @@ fn status_doc(
     if let Some(t) = loaded {
         sync["revision"] = json!(t.revision);
     }
+    // The transition time moves only when the health status does.
+    let since = match old["health"]["lastTransitionTime"].as_str() {
+        Some(t) if old["health"]["status"] == app_health => t.to_string(),
+        _ => now(),
+    };
     let mut status = json!({
         "sync": sync,
-        "health": {"status": app_health},
+        "health": {"status": app_health, "lastTransitionTime": since},
         "resources": items,
         "controllerNamespace": ns,
         "reconciledAt": now(),
@@ -488,6 +536,9 @@ fn status_doc(
         status["sourceType"] = json!("Helm");
     } else if loaded.is_some() {
         status["sourceType"] = json!("Directory");
+    }
+    if !persist {
+        status["resourceHealthSource"] = json!("appTree");
     }
     if !op_state.is_null() {
         status["operationState"] = op_state;
