@@ -534,6 +534,51 @@ async fn helm_and_unknown_repositories_report_comparison_errors() {
     }
     let (_, helm) = a.get(&app_path("cilium")).await;
     assert_eq!(helm["status"]["sourceType"], "Helm");
+    // Multi-source: the chart with values from a `ref` source; the failing source is named.
+    let mut multi = application("multi", "", "kube-system", json!({}), false);
+    multi["spec"]["sources"] = json!([
+        {"repoURL": "https://helm.cilium.io", "chart": "cilium", "targetRevision": "1.18.4", "helm": {"valueFiles": ["$values/cilium/values.yaml"]}},
+        {"repoURL": REPO, "targetRevision": "HEAD", "ref": "values"},
+    ]);
+    if let Some(spec) = multi["spec"].as_object_mut() {
+        spec.remove("source");
+    }
+    a.post(APPS, multi).await;
+    let m = a
+        .wait(&app_path("multi"), |x| {
+            x["status"]["sync"]["status"] == "Unknown"
+        })
+        .await;
+    let msg = m["status"]["conditions"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        msg.starts_with("Failed to load target state: failed to generate manifest for source 1 of 2: rpc error: code = Unknown desc = error fetching chart:"),
+        "{msg}"
+    );
+    assert_eq!(m["status"]["sourceTypes"], json!(["Helm", "Directory"]));
+    // Two directory sources of the lab's repository: both applied, revisions per source.
+    a.write("one/a.yaml", &config_map("one", None));
+    a.write("two/b.yaml", &config_map("two", None));
+    let mut both = application("both", "", "both", json!({"prune": true}), false);
+    both["spec"]["sources"] = json!([
+        {"repoURL": REPO, "targetRevision": "HEAD", "path": "one"},
+        {"repoURL": REPO, "targetRevision": "HEAD", "path": "two"},
+    ]);
+    a.post(APPS, both).await;
+    let b = a.wait(&app_path("both"), synced_healthy).await;
+    let revs = &b["status"]["sync"]["revisions"];
+    assert_eq!(revs.as_array().map(Vec::len), Some(2), "{b}");
+    assert_eq!(
+        &b["status"]["operationState"]["syncResult"]["revisions"],
+        revs
+    );
+    assert_eq!(
+        &b["status"]["operationState"]["operation"]["sync"]["revisions"],
+        revs
+    );
+    assert_eq!(b["status"]["resources"].as_array().map(Vec::len), Some(2));
+    assert!(b["status"]["sync"]["comparedTo"]["sources"].is_array());
     a.t.lab.shutdown().await;
 }
 

@@ -138,11 +138,57 @@ async fn finalize(client: &mut Client, api: &ApiServer, ns: &str, app: &Value) {
 
 /// What the source yields, or the condition message saying why it cannot be loaded.
 struct Target {
-    revision: String,
+    /// One per source (multi-source Applications report them as `revisions`).
+    revisions: Vec<String>,
+    /// `spec.sources` rather than `spec.source`.
+    multi: bool,
     manifests: Vec<Value>,
 }
 
-const LOAD_PREFIX: &str = "Failed to load target state: failed to generate manifest for source 1 of 1: rpc error: code = Unknown desc = ";
+impl Target {
+    /// The revision(s) as `status.sync` and `syncResult` carry them: (key, value).
+    fn revision_field(&self) -> (&'static str, Value) {
+        if self.multi {
+            ("revisions", json!(self.revisions))
+        } else {
+            (
+                "revision",
+                json!(self.revisions.first().cloned().unwrap_or_default()),
+            )
+        }
+    }
+}
+
+/// The Application's sources: `spec.sources` (multi-source) or `spec.source`.
+fn sources_of(app: &Value) -> (Vec<Value>, bool) {
+    match app["spec"]["sources"].as_array() {
+        // Argo CD: `sources`, when not empty, wins over `source`.
+        Some(list) if !list.is_empty() => (list.clone(), true),
+        _ => (vec![app["spec"]["source"].clone()], false),
+    }
+}
+
+/// Load the target state of every source; the first that fails names its index, as the
+/// controller's `Failed to load target state` condition does.
+fn target(repos: &[GitRepo], sources: &[Value], multi: bool) -> Result<Target, String> {
+    let mut t = Target {
+        revisions: Vec::new(),
+        multi,
+        manifests: Vec::new(),
+    };
+    for (i, source) in sources.iter().enumerate() {
+        let (revision, manifests) = target_one(repos, source).map_err(|e| {
+            format!(
+                "Failed to load target state: failed to generate manifest for source {} of {}: rpc error: code = Unknown desc = {e}",
+                i + 1,
+                sources.len()
+            )
+        })?;
+        t.revisions.push(revision);
+        t.manifests.extend(manifests);
+    }
+    Ok(t)
+}
 
 fn host_of(url: &str) -> String {
     match url::Url::parse(url) {
@@ -158,8 +204,9 @@ fn host_of(url: &str) -> String {
     }
 }
 
-/// Load the target state of `source` (the repo-server's part).
-fn target(repos: &[GitRepo], source: &Value) -> Result<Target, String> {
+/// Load one source (the repo-server's part): its revision and manifests. A source with
+/// only a `ref` (values for another source) yields no manifests.
+fn target_one(repos: &[GitRepo], source: &Value) -> Result<(String, Vec<Value>), String> {
     let url = str_of(source, "/repoURL");
     let host = host_of(url);
     let unreachable = format!("dial tcp: lookup {host}: no such host");
@@ -168,12 +215,12 @@ fn target(repos: &[GitRepo], source: &Value) -> Result<Target, String> {
         if url.contains("://") {
             let index = format!("{}/index.yaml", url.trim_end_matches('/'));
             return Err(format!(
-                "{LOAD_PREFIX}error fetching chart: failed to fetch chart: looks like \"{url}\" is not a valid chart repository or cannot be reached: Get \"{index}\": {unreachable}"
+                "error fetching chart: failed to fetch chart: looks like \"{url}\" is not a valid chart repository or cannot be reached: Get \"{index}\": {unreachable}"
             ));
         }
         let version = str_of(source, "/targetRevision");
         return Err(format!(
-            "{LOAD_PREFIX}error pulling OCI chart: failed to pull OCI chart: failed to do request: Head \"https://{}/v2/{chart}/manifests/{version}\": {unreachable}",
+            "error pulling OCI chart: failed to pull OCI chart: failed to do request: Head \"https://{}/v2/{chart}/manifests/{version}\": {unreachable}",
             url.split_once('/').map_or(url, |(h, _)| h)
         ));
     }
@@ -186,8 +233,12 @@ fn target(repos: &[GitRepo], source: &Value) -> Result<Target, String> {
         } else {
             unreachable
         };
-        return Err(format!("{LOAD_PREFIX}failed to list refs: {refs}"));
+        return Err(format!("failed to list refs: {refs}"));
     };
+    let revision = repo::revision(&checkout.path);
+    if source.get("ref").is_some() && source.get("path").is_none() {
+        return Ok((revision, Vec::new()));
+    }
     let path = str_of(source, "/path");
     let dir = checkout
         .path
@@ -198,16 +249,13 @@ fn target(repos: &[GitRepo], source: &Value) -> Result<Target, String> {
     ] {
         if dir.join(file).is_file() {
             return Err(format!(
-                "{LOAD_PREFIX}lab: the lab renders no {what} ({path}/{file}); only directories of plain manifests are applied"
+                "lab: the lab renders no {what} ({path}/{file}); only directories of plain manifests are applied"
             ));
         }
     }
-    let manifests = repo::manifests(&checkout.path, path, &Directory::of(source))
-        .map_err(|e| format!("{LOAD_PREFIX}{e}"))?;
-    Ok(Target {
-        revision: repo::revision(&checkout.path),
-        manifests,
-    })
+    let manifests =
+        repo::manifests(&checkout.path, path, &Directory::of(source)).map_err(|e| e.to_string())?;
+    Ok((revision, manifests))
 }
 
 /// A status condition, keeping the transition time of an identical old one.
@@ -257,10 +305,11 @@ async fn reconcile(
 ) {
     let name = str_of(app, "/metadata/name").to_string();
     let old = &app["status"];
-    let source = if app["spec"]["source"].is_object() {
-        app["spec"]["source"].clone()
+    let (sources, multi) = sources_of(app);
+    let source = if multi {
+        json!(sources)
     } else {
-        app["spec"]["sources"][0].clone()
+        sources[0].clone()
     };
     let dest = &app["spec"]["destination"];
     let dest_ns = str_of(dest, "/namespace");
@@ -285,7 +334,7 @@ async fn reconcile(
         conditions.push(condition(old, "InvalidSpecError", &msg));
         None
     } else {
-        match target(repos, &source) {
+        match target(repos, &sources, multi) {
             Ok(t) => Some(t),
             Err(msg) => {
                 conditions.push(condition(old, "ComparisonError", &msg));
@@ -337,8 +386,9 @@ fn next_operation(
     let last = &old["operationState"];
     if let Some(op) = app.get("operation").filter(|o| o["sync"].is_object()) {
         let mut op = op.clone();
-        if op["sync"]["revision"].as_str().is_none_or(str::is_empty) {
-            op["sync"]["revision"] = json!(t.revision);
+        let (key, value) = t.revision_field();
+        if op["sync"][key].is_null() || op["sync"][key] == json!("") {
+            op["sync"][key] = value;
         }
         return Some(json!({"operation": op, "phase": "Running", "startedAt": now()}));
     }
@@ -350,13 +400,14 @@ fn next_operation(
     if out_of_sync.is_empty() {
         return None;
     }
-    let attempted = last["syncResult"]["revision"] == json!(t.revision);
+    let (key, revision) = t.revision_field();
+    let attempted = last["syncResult"][key] == revision;
     let succeeded = last["phase"] == "Succeeded";
     if attempted && (!self_heal || !succeeded) {
         if !succeeded {
             let msg = format!(
                 "Failed last sync attempt to {}: {}",
-                t.revision,
+                t.revisions.join(","),
                 last["message"].as_str().unwrap_or_default()
             );
             conditions.push(condition(old, "SyncError", &msg));
@@ -370,13 +421,13 @@ fn next_operation(
     if prune && !allow_empty && t.manifests.is_empty() && !res.is_empty() {
         let msg = format!(
             "Skipping sync attempt to {}: auto-sync will wipe out all resources",
-            t.revision
+            t.revisions.join(",")
         );
         conditions.push(condition(old, "SyncError", &msg));
         return None;
     }
     let mut op = json!({
-        "sync": {"revision": t.revision, "prune": prune},
+        "sync": {key: revision, "prune": prune},
         "initiatedBy": {"automated": true},
     });
     if let Some(opts) = app["spec"]["syncPolicy"]["syncOptions"].as_array() {
@@ -428,7 +479,9 @@ async fn run_operation(
     };
     let retry_limit = op["retry"]["limit"].as_i64().unwrap_or(0);
     let retries = state["retryCount"].as_i64().unwrap_or(0);
-    state["syncResult"] = json!({"resources": results, "revision": t.revision, "source": source});
+    let (key, revision) = t.revision_field();
+    let source_key = if t.multi { "sources" } else { "source" };
+    state["syncResult"] = json!({"resources": results, key: revision, source_key: source});
     if phase == "Failed" && (retry_limit < 0 || retries < retry_limit) {
         // Retried at the next pass (the real controller waits its backoff first).
         state["phase"] = json!("Running");
@@ -515,10 +568,16 @@ fn status_doc(
         Some(_) if resources.iter().all(Res::synced) => "Synced",
         Some(_) => "OutOfSync",
     };
+    let source_key = if source.is_array() {
+        "sources"
+    } else {
+        "source"
+    };
     let mut sync =
-        json!({"status": sync_status, "comparedTo": {"source": source, "destination": dest}});
+        json!({"status": sync_status, "comparedTo": {source_key: source, "destination": dest}});
     if let Some(t) = loaded {
-        sync["revision"] = json!(t.revision);
+        let (key, revision) = t.revision_field();
+        sync[key] = revision;
     }
     // The transition time moves only when the health status does.
     let since = match old["health"]["lastTransitionTime"].as_str() {
@@ -532,10 +591,21 @@ fn status_doc(
         "controllerNamespace": ns,
         "reconciledAt": now(),
     });
-    if source["chart"].as_str().is_some_and(|c| !c.is_empty()) {
-        status["sourceType"] = json!("Helm");
-    } else if loaded.is_some() {
-        status["sourceType"] = json!("Directory");
+    let source_type = |s: &Value| {
+        if s["chart"].as_str().is_some_and(|c| !c.is_empty()) {
+            "Helm"
+        } else {
+            "Directory"
+        }
+    };
+    match source.as_array() {
+        Some(list) if loaded.is_some() || list.iter().any(|s| source_type(s) == "Helm") => {
+            status["sourceTypes"] = json!(list.iter().map(source_type).collect::<Vec<_>>());
+        }
+        None if loaded.is_some() || source_type(source) == "Helm" => {
+            status["sourceType"] = json!(source_type(source));
+        }
+        _ => {}
     }
     if !persist {
         status["resourceHealthSource"] = json!("appTree");
