@@ -449,6 +449,16 @@ async fn automated_prune_and_self_heal() {
         c["data"]["k"] == "v"
     })
     .await;
+    let healed = a
+        .wait(&app_path("cms"), |c| {
+            c["status"]["operationState"]["operation"]["sync"]["autoHealAttemptsCount"] == 1
+                && synced_healthy(c)
+        })
+        .await;
+    assert_eq!(
+        healed["status"]["operationState"]["operation"]["initiatedBy"]["automated"],
+        true
+    );
     // Without selfHeal the same drift stays and the app is OutOfSync.
     let (s, _) = send(
         &a.kube,

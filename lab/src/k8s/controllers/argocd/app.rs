@@ -414,6 +414,11 @@ fn next_operation(
         }
         return None;
     }
+    let heal = if attempted {
+        Some(self_heal_attempt(last)?)
+    } else {
+        None
+    };
     // Only extra resources and no pruning allowed: nothing a sync would change.
     if !prune && out_of_sync.iter().all(|r| r.desired.is_none()) {
         return None;
@@ -433,10 +438,46 @@ fn next_operation(
     if let Some(opts) = app["spec"]["syncPolicy"]["syncOptions"].as_array() {
         op["sync"]["syncOptions"] = json!(opts);
     }
+    if let Some(n) = heal {
+        op["sync"]["autoHealAttemptsCount"] = json!(n);
+    }
     if app["spec"]["syncPolicy"]["retry"].is_object() {
         op["retry"] = app["spec"]["syncPolicy"]["retry"].clone();
     }
     Some(json!({"operation": op, "phase": "Running", "startedAt": now()}))
+}
+
+/// A self-heal of an already synced revision, throttled as the controller's default
+/// backoff does (`controller.self.heal.backoff.*`: 2 s, factor 3, cap 300 s, the count
+/// restarting after a 330 s cool-down): the attempt number, or None while it must wait.
+fn self_heal_attempt(last: &Value) -> Option<i64> {
+    let ago = last["finishedAt"].as_str().and_then(seconds_ago);
+    let mut prev = last["operation"]["sync"]["autoHealAttemptsCount"]
+        .as_i64()
+        .unwrap_or(0);
+    if ago.is_some_and(|s| s > 330) {
+        prev = 0;
+    }
+    let delay = if prev <= 0 {
+        0
+    } else {
+        (2 * 3i64.saturating_pow((prev - 1).min(10) as u32)).min(300)
+    };
+    if ago.is_some_and(|s| s < delay) {
+        return None;
+    }
+    Some(prev + 1)
+}
+
+/// Seconds since a `YYYY-MM-DDTHH:MM:SSZ` timestamp.
+fn seconds_ago(ts: &str) -> Option<i64> {
+    let n = |r: std::ops::Range<usize>| ts.get(r).and_then(|s| s.parse::<u8>().ok());
+    let year: i32 = ts.get(0..4)?.parse().ok()?;
+    let month = time::Month::try_from(n(5..7)?).ok()?;
+    let date = time::Date::from_calendar_date(year, month, n(8..10)?).ok()?;
+    let t = time::Time::from_hms(n(11..13)?, n(14..16)?, n(17..19)?).ok()?;
+    let at = time::PrimitiveDateTime::new(date, t).assume_utc();
+    Some((time::OffsetDateTime::now_utc() - at).whole_seconds())
 }
 
 /// One pass of a sync operation; returns the new `operationState`.
