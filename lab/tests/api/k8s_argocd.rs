@@ -542,6 +542,42 @@ async fn helm_and_unknown_repositories_report_comparison_errors() {
             "no sync is attempted"
         );
     }
+    // A kind the cluster does not serve: the sync fails before applying anything, and
+    // auto-sync does not try the same revision again.
+    a.write("broken/cm.yaml", &config_map("before", None));
+    a.write(
+        "broken/widget.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\nspec: {size: 1}\n",
+    );
+    a.post(
+        APPS,
+        application("broken", "broken", "broken", json!({}), false),
+    )
+    .await;
+    let b = a
+        .wait(&app_path("broken"), |x| {
+            x["status"]["conditions"][0]["type"] == "SyncError"
+        })
+        .await;
+    let op = &b["status"]["operationState"];
+    assert_eq!(op["phase"], "Failed", "{b}");
+    assert_eq!(
+        op["message"],
+        "one or more synchronization tasks are not valid"
+    );
+    assert_eq!(
+        op["syncResult"]["resources"][0]["message"],
+        "The Kubernetes API could not find example.com/Widget for requested resource broken/w. Make sure the \"Widget\" CRD is installed on the destination cluster."
+    );
+    let rev = b["status"]["sync"]["revision"].as_str().expect("revision");
+    assert_eq!(
+        b["status"]["conditions"][0]["message"],
+        format!(
+            "Failed last sync attempt to [{rev}]: one or more synchronization tasks are not valid"
+        )
+    );
+    let (s, _) = a.get("/api/v1/namespaces/broken/configmaps/before").await;
+    assert_eq!(s, 404, "nothing is applied when a task is invalid");
     let (_, helm) = a.get(&app_path("cilium")).await;
     assert_eq!(helm["status"]["sourceType"], "Helm");
     // Multi-source: the chart with values from a `ref` source; the failing source is named.

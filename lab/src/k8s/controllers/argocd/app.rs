@@ -405,9 +405,10 @@ fn next_operation(
     let succeeded = last["phase"] == "Succeeded";
     if attempted && (!self_heal || !succeeded) {
         if !succeeded {
+            // The revisions print as Go prints a []string.
             let msg = format!(
-                "Failed last sync attempt to {}: {}",
-                t.revisions.join(","),
+                "Failed last sync attempt to [{}]: {}",
+                t.revisions.join(" "),
                 last["message"].as_str().unwrap_or_default()
             );
             conditions.push(condition(old, "SyncError", &msg));

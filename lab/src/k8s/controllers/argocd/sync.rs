@@ -310,6 +310,30 @@ pub enum Progress {
 pub async fn run(client: &mut Client, api: &ApiServer, mut res: Vec<Res>, prune: bool) -> Progress {
     res.sort_by(order);
     let mut results = Vec::new();
+    // gitops-engine validates every task before applying any: a kind the cluster does not
+    // serve fails the operation, unless a CRD of the same sync defines it.
+    let defined = |r: &Res| {
+        res.iter().any(|c| {
+            c.kind == "CustomResourceDefinition"
+                && c.desired.as_ref().is_some_and(|d| {
+                    d["spec"]["group"] == r.group.as_str()
+                        && d["spec"]["names"]["kind"] == r.kind.as_str()
+                })
+        })
+    };
+    let invalid: Vec<&Res> = res
+        .iter()
+        .filter(|r| r.desired.is_some() && r.served.is_none() && !defined(r))
+        .collect();
+    if !invalid.is_empty() {
+        for r in invalid {
+            results.push(result(r, "SyncFailed", &unknown_kind(r)));
+        }
+        return Progress::Failed(
+            "one or more synchronization tasks are not valid".into(),
+            results,
+        );
+    }
     let (apply, extra): (Vec<Res>, Vec<Res>) = res.into_iter().partition(|r| r.desired.is_some());
     let waves: Vec<i64> = {
         let mut w: Vec<i64> = apply.iter().map(|r| r.wave).collect();
@@ -372,6 +396,14 @@ pub async fn run(client: &mut Client, api: &ApiServer, mut res: Vec<Res>, prune:
     Progress::Succeeded(results)
 }
 
+/// gitops-engine's message for a task whose kind the cluster does not serve.
+fn unknown_kind(r: &Res) -> String {
+    format!(
+        "The Kubernetes API could not find {}/{} for requested resource {}/{}. Make sure the \"{}\" CRD is installed on the destination cluster.",
+        r.group, r.kind, r.namespace, r.name, r.kind
+    )
+}
+
 /// Apply one resource: (`Synced` or `SyncFailed`, message).
 async fn apply_one(client: &mut Client, api: &ApiServer, r: &Res) -> (&'static str, String) {
     let Some(obj) = &r.desired else {
@@ -382,13 +414,7 @@ async fn apply_one(client: &mut Client, api: &ApiServer, r: &Res) -> (&'static s
         .served
         .or_else(|| served(api, &r.group, &r.version, &r.kind));
     let Some(k) = served else {
-        return (
-            "SyncFailed",
-            format!(
-                "The Kubernetes API could not find {}/{} for requested resource {}/{}. Make sure the \"{}\" CRD is installed on the destination cluster.",
-                r.group, r.kind, r.namespace, r.name, r.kind
-            ),
-        );
+        return ("SyncFailed", unknown_kind(r));
     };
     let r = Res {
         served: Some(k),
