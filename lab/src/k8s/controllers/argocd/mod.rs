@@ -16,11 +16,16 @@
 //!
 //! The controller is an API client: its requests go through the API server's handler
 //! ([`client`]), so validation, admission and watches see them as any other.
+//!
+//! Modules: [`app`] (one Application's reconciliation and status), [`source`] (loading the
+//! target state), [`repo`] (checkouts, globs, revisions), [`sync`] (comparison, waves,
+//! prune), [`health`] (resource and Application health), [`client`].
 
 pub mod app;
 pub mod client;
 pub mod health;
 pub mod repo;
+pub mod source;
 pub mod sync;
 
 use std::sync::Arc;
