@@ -720,6 +720,11 @@ async fn manual_sync_through_the_operation_field() {
     );
     assert_eq!(op["message"], "successfully synced (all tasks run)");
     assert!(op["finishedAt"].is_string() && op["startedAt"].is_string());
+    let history = done["status"]["history"].as_array().expect("history");
+    assert_eq!(history.len(), 1, "{done}");
+    assert_eq!(history[0]["id"], 0);
+    assert_eq!(history[0]["revision"], done["status"]["sync"]["revision"]);
+    assert_eq!(history[0]["deployedAt"], op["finishedAt"]);
     a.t.lab.shutdown().await;
 }
 

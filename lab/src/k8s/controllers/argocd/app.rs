@@ -249,8 +249,48 @@ async fn reconcile(
         persist,
         old,
     };
-    let status = status_doc(&view, &resources, op_state, conditions);
+    let finished_now = op_state["phase"] == "Succeeded" && old["operationState"] != op_state;
+    let mut status = status_doc(&view, &resources, op_state, conditions);
+    let limit = app["spec"]["revisionHistoryLimit"]
+        .as_u64()
+        .map_or(10, |l| l as usize);
+    status["history"] = history(old, &status, finished_now, limit);
+    if status["history"].is_null()
+        && let Some(m) = status.as_object_mut()
+    {
+        m.remove("history");
+    }
     write_status(client, ns, app, status, clear_operation).await;
+}
+
+/// `status.history`: a successful sync finished in this pass is appended (ids count up,
+/// the newest `spec.revisionHistoryLimit` — default 10 — kept).
+fn history(old: &Value, status: &Value, finished_now: bool, limit: usize) -> Value {
+    let mut list: Vec<Value> = old["history"].as_array().cloned().unwrap_or_default();
+    if finished_now {
+        let op = &status["operationState"];
+        let id = list.last().and_then(|h| h["id"].as_i64()).unwrap_or(-1) + 1;
+        let mut entry = json!({
+            "id": id,
+            "deployedAt": op["finishedAt"],
+            "deployStartedAt": op["startedAt"],
+            "initiatedBy": op["operation"]["initiatedBy"],
+        });
+        for key in ["revision", "revisions", "source", "sources"] {
+            if !op["syncResult"][key].is_null() {
+                entry[key] = op["syncResult"][key].clone();
+            }
+        }
+        list.push(entry);
+    }
+    if list.len() > limit {
+        list.drain(..list.len() - limit);
+    }
+    if list.is_empty() {
+        Value::Null
+    } else {
+        json!(list)
+    }
 }
 
 /// The operation to run now, if any: one requested in `operation`, one still Running, or
