@@ -169,6 +169,15 @@ pub async fn up(a: &UpArgs) -> Result<(), CliError> {
         ..LabOptions::default()
     };
     opts.talos.legacy_maintenance = a.talos_legacy;
+    for r in &a.git_repos {
+        if !r.path.is_dir() {
+            return Err(CliError::Usage(format!(
+                "--git-repo {}: {} is not a directory",
+                r.url,
+                r.path.display()
+            )));
+        }
+    }
     opts.git_repos = a.git_repos.clone();
     if let Some(v) = &a.talos_version {
         opts.talos.version = v.clone();
