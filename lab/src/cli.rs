@@ -10,6 +10,7 @@ const USAGE: &str = "usage:
   infraflux-lab up --dir DIR [--seed N] [--latency-ms N] [--faults SPEC] [--talos-legacy-maintenance]
                    [--talos-version vX.Y.Z] [--pve-port N] [--control-port N]
                    [--pod-ready-ms N]
+                   [--git-repo URL=LOCAL_PATH]...
   infraflux-lab down --dir DIR
 
 --pve-port, --control-port: listen on 127.0.0.1:N (default: an ephemeral port); a taken
@@ -19,6 +20,8 @@ const USAGE: &str = "usage:
   validate configs with Talos 1.14's schema and its multi-document contract.
 --pod-ready-ms: how long a workload's pod takes to become ready once its node can run it
   (default 100; a real Cilium agent takes tens of seconds).
+--git-repo: Argo CD's simulated application controller reads the repository URL from the
+  local directory (repeatable; the files as they are, reported at HEAD's commit).
 
 SPEC is a comma list of key=value: latency_ms, error_rate_5xx, drop_connection_rate,
 lock_timeouts, fail_next_task, slow_tasks_ms, drop_kubeconfig_stream, slow_talos_install_ms,
@@ -64,6 +67,8 @@ pub struct UpArgs {
     pub pve_port: u16,
     /// 0 = an ephemeral port.
     pub control_port: u16,
+    /// `--git-repo URL=LOCAL_PATH`, in order.
+    pub git_repos: Vec<crate::k8s::controllers::argocd::GitRepo>,
 }
 
 /// Parse `args` (without the program name).
@@ -79,6 +84,7 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
     let mut talos_version = None;
     let mut pod_ready_ms = None;
     let (mut pve_port, mut control_port) = (0u16, 0u16);
+    let mut git_repos = Vec::new();
     let mut it = args[1..].iter();
     while let Some(a) = it.next() {
         let mut val = |name: &str| {
@@ -128,6 +134,16 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
                 }
                 talos_version = Some(v);
             }
+            "--git-repo" => {
+                let spec = val("--git-repo")?;
+                let repo =
+                    crate::k8s::controllers::argocd::GitRepo::parse(&spec).ok_or_else(|| {
+                        CliError::Usage(format!(
+                            "--git-repo must look like URL=LOCAL_PATH, not '{spec}'"
+                        ))
+                    })?;
+                git_repos.push(repo);
+            }
             "-h" | "--help" => return Err(CliError::Usage("help".into())),
             other => return Err(CliError::Usage(format!("unknown argument '{other}'"))),
         }
@@ -144,6 +160,7 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
             pod_ready_ms,
             pve_port,
             control_port,
+            git_repos,
         })),
         "down" => Ok(Command::Down { dir }),
         other => Err(CliError::Usage(format!("unknown command '{other}'"))),
@@ -187,6 +204,16 @@ pub async fn up(a: &UpArgs) -> Result<(), CliError> {
         ..LabOptions::default()
     };
     opts.talos.legacy_maintenance = a.talos_legacy;
+    for r in &a.git_repos {
+        if !r.path.is_dir() {
+            return Err(CliError::Usage(format!(
+                "--git-repo {}: {} is not a directory",
+                r.url,
+                r.path.display()
+            )));
+        }
+    }
+    opts.git_repos = a.git_repos.clone();
     if let Some(v) = &a.talos_version {
         opts.talos.version = v.clone();
     }
@@ -294,8 +321,25 @@ mod tests {
                 pod_ready_ms: None,
                 pve_port: 0,
                 control_port: 0,
+                git_repos: Vec::new(),
             })
         );
+        let two = parse(&s(&[
+            "up",
+            "--dir",
+            "d",
+            "--git-repo",
+            "https://git.example/a.git=/src/a",
+            "--git-repo",
+            "https://git.example/b=./b",
+        ]));
+        assert!(matches!(
+            two,
+            Ok(Command::Up(UpArgs { ref git_repos, .. }))
+                if git_repos.len() == 2 && git_repos[0].url == "https://git.example/a.git"
+                    && git_repos[1].path == std::path::Path::new("./b")
+        ));
+        assert!(parse(&s(&["up", "--dir", "d", "--git-repo", "no-path"])).is_err());
         assert!(matches!(
             parse(&s(&["up", "--dir", "d", "--pod-ready-ms", "3000"])),
             Ok(Command::Up(UpArgs {

@@ -8,7 +8,9 @@
 //! - [`namespaces`]: the namespace controller;
 //! - [`crds`]: the apiextensions naming, establishing and finalizing controllers;
 //! - [`kubernetes_service`]: the API server's `default/kubernetes` Service.
+//! - [`argocd`]: Argo CD's application controller, once its StatefulSet is ready.
 
+pub mod argocd;
 pub mod cilium;
 pub mod crds;
 pub mod gc;
