@@ -102,12 +102,13 @@ fn argocd_tf(body: &str) -> String {
     )
 }
 
-/// The stack with Cilium applied; the kubeconfig written to `kubeconfig`.
+/// The stack (one control plane, one worker: Argo CD's pods do not tolerate the control-plane
+/// taint) with Cilium applied; the kubeconfig written to `kubeconfig`.
 fn cluster_with_cilium(w: &Work, lab: &Lab, ip: &dyn Fn(u8) -> String) -> PathBuf {
     w.copy_stack();
     w.write(
         "terraform.tfvars.json",
-        &lab.stack_vars(&[("cp-1", ip(11))], &[]),
+        &lab.stack_vars(&[("cp-1", ip(11))], &[("worker-1", ip(21))]),
     );
     w.write("cilium.tf", CILIUM_TF);
     w.init();
