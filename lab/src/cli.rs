@@ -8,12 +8,14 @@ use crate::lab::{Lab, LabError, LabOptions};
 
 const USAGE: &str = "usage:
   infraflux-lab up --dir DIR [--seed N] [--latency-ms N] [--faults SPEC] [--talos-legacy-maintenance]
-                   [--talos-version vX.Y.Z]
+                   [--talos-version vX.Y.Z] [--git-repo URL=LOCAL_PATH]...
   infraflux-lab down --dir DIR
 
 --talos-legacy-maintenance: Talos nodes answer as Talos <= 1.12's maintenance service.
 --talos-version: the Talos release the VM image boots (default v1.13.9); 1.14 and later
   validate configs with Talos 1.14's schema and its multi-document contract.
+--git-repo: Argo CD's simulated application controller reads the repository URL from the
+  local directory (repeatable; the files as they are, reported at HEAD's commit).
 
 SPEC is a comma list of key=value: latency_ms, error_rate_5xx, drop_connection_rate,
 lock_timeouts, fail_next_task, slow_tasks_ms, drop_kubeconfig_stream, slow_talos_install_ms,
@@ -54,6 +56,8 @@ pub struct UpArgs {
     pub faults: Option<String>,
     pub talos_legacy: bool,
     pub talos_version: Option<String>,
+    /// `--git-repo URL=LOCAL_PATH`, in order.
+    pub git_repos: Vec<crate::k8s::controllers::argocd::GitRepo>,
 }
 
 /// Parse `args` (without the program name).
@@ -67,6 +71,7 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
     let mut faults = None;
     let mut talos_legacy = false;
     let mut talos_version = None;
+    let mut git_repos = Vec::new();
     let mut it = args[1..].iter();
     while let Some(a) = it.next() {
         let mut val = |name: &str| {
@@ -99,6 +104,16 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
                 }
                 talos_version = Some(v);
             }
+            "--git-repo" => {
+                let spec = val("--git-repo")?;
+                let repo =
+                    crate::k8s::controllers::argocd::GitRepo::parse(&spec).ok_or_else(|| {
+                        CliError::Usage(format!(
+                            "--git-repo must look like URL=LOCAL_PATH, not '{spec}'"
+                        ))
+                    })?;
+                git_repos.push(repo);
+            }
             "-h" | "--help" => return Err(CliError::Usage("help".into())),
             other => return Err(CliError::Usage(format!("unknown argument '{other}'"))),
         }
@@ -112,6 +127,7 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
             faults,
             talos_legacy,
             talos_version,
+            git_repos,
         })),
         "down" => Ok(Command::Down { dir }),
         other => Err(CliError::Usage(format!("unknown command '{other}'"))),
@@ -153,6 +169,7 @@ pub async fn up(a: &UpArgs) -> Result<(), CliError> {
         ..LabOptions::default()
     };
     opts.talos.legacy_maintenance = a.talos_legacy;
+    opts.git_repos = a.git_repos.clone();
     if let Some(v) = &a.talos_version {
         opts.talos.version = v.clone();
     }
@@ -254,8 +271,25 @@ mod tests {
                 faults: None,
                 talos_legacy: false,
                 talos_version: None,
+                git_repos: Vec::new(),
             })
         );
+        let two = parse(&s(&[
+            "up",
+            "--dir",
+            "d",
+            "--git-repo",
+            "https://git.example/a.git=/src/a",
+            "--git-repo",
+            "https://git.example/b=./b",
+        ]));
+        assert!(matches!(
+            two,
+            Ok(Command::Up(UpArgs { ref git_repos, .. }))
+                if git_repos.len() == 2 && git_repos[0].url == "https://git.example/a.git"
+                    && git_repos[1].path == std::path::Path::new("./b")
+        ));
+        assert!(parse(&s(&["up", "--dir", "d", "--git-repo", "no-path"])).is_err());
         assert!(matches!(
             parse(&s(&["up", "--dir", "d", "--talos-legacy-maintenance"])),
             Ok(Command::Up(UpArgs {

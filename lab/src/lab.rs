@@ -60,6 +60,9 @@ pub struct LabOptions {
     pub extra_tokens: Vec<TokenSpec>,
     /// The simulated Talos nodes.
     pub talos: TalosOptions,
+    /// Repository URLs Argo CD's simulated application controller reads from local
+    /// directories (`--git-repo URL=LOCAL_PATH`).
+    pub git_repos: Vec<crate::k8s::controllers::argocd::GitRepo>,
 }
 
 impl Default for LabOptions {
@@ -76,6 +79,7 @@ impl Default for LabOptions {
                 without: vec!["VM.Allocate".into()],
             }],
             talos: TalosOptions::default(),
+            git_repos: Vec::new(),
         }
     }
 }
@@ -252,7 +256,7 @@ impl Lab {
         // Subscribed before any request can start a VM.
         let talos = Talos::new(opts.talos.clone(), pve.clone());
         let t3 = talos.spawn(rx.clone());
-        let k8s = crate::k8s::K8s::new(talos.clone());
+        let k8s = crate::k8s::K8s::new(talos.clone(), opts.git_repos.clone());
         let t4 = k8s.spawn(rx.clone());
         let ctl = Arc::new(control::Control {
             pve: pve.clone(),

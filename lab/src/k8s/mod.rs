@@ -6,7 +6,7 @@
 //! - [`api`]: health, version, discovery, CRUD, patch, watch, tables with real Status errors;
 //! - [`store`]: the cluster's objects (kept across API server restarts);
 //! - [`controllers`]: kubelets and controllers (Nodes, workloads, Cilium, garbage
-//!   collection, namespaces, CRDs).
+//!   collection, namespaces, CRDs, Argo CD's application controller).
 
 pub mod api;
 pub mod controllers;
@@ -93,11 +93,15 @@ pub struct K8s {
     down_until: Mutex<HashMap<String, std::time::Instant>>,
     /// Serialises reconciling with faults that stop servers.
     reconciling: tokio::sync::Mutex<()>,
+    /// The repositories Argo CD's simulated application controller can read.
+    git_repos: Arc<Vec<controllers::argocd::GitRepo>>,
 }
 
 impl K8s {
-    pub fn new(talos: Arc<Talos>) -> Arc<K8s> {
+    /// `git_repos`: what Argo CD's simulated application controller can read.
+    pub fn new(talos: Arc<Talos>, git_repos: Vec<controllers::argocd::GitRepo>) -> Arc<K8s> {
         Arc::new(K8s {
+            git_repos: Arc::new(git_repos),
             talos,
             stores: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
@@ -289,7 +293,12 @@ impl K8s {
             node_status: Mutex::new(HashMap::new()),
         });
         let (tx, rx) = watch::channel(false);
-        let task = tokio::spawn(serve(listener, api_tls, api.clone(), rx));
+        // In-cluster controllers that are API clients run while the server does.
+        let argocd = controllers::argocd::run(api.clone(), self.git_repos.clone(), rx.clone());
+        let served = serve(listener, api_tls, api.clone(), rx);
+        let task = tokio::spawn(async move {
+            tokio::join!(served, argocd);
+        });
         Some(Running {
             api,
             stop: tx,

@@ -9,6 +9,7 @@ mod director;
 mod etcd;
 mod k8s;
 mod k8s_apps;
+mod k8s_argocd;
 mod k8s_faults;
 mod k8s_gc;
 mod k8s_kubectl;

@@ -6,8 +6,10 @@
 //! - [`cilium`]: the Cilium agent's and operator's effects on Nodes;
 //! - [`gc`]: the garbage collector;
 //! - [`namespaces`]: the namespace controller;
-//! - [`crds`]: the apiextensions naming, establishing and finalizing controllers.
+//! - [`crds`]: the apiextensions naming, establishing and finalizing controllers;
+//! - [`argocd`]: Argo CD's application controller, once its StatefulSet is ready.
 
+pub mod argocd;
 pub mod cilium;
 pub mod crds;
 pub mod gc;
