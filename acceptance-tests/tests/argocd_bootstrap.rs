@@ -358,3 +358,96 @@ both_terraforms!(air_gapped_generated_password, |tf: &Tf| {
     assert_absent(&kc, &["get", "clusterrolebinding", "argocd-server"]);
     w.destroy();
 });
+
+/// Polls `kubectl <args>` until it succeeds (the lab's application controller syncs every
+/// 100 ms; this waits for an outcome, it does not time one).
+fn eventually(kc: &Path, args: &[&str]) -> String {
+    for _ in 0..600 {
+        let (ok, out, _) = kubectl(kc, args);
+        if ok {
+            return out;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("kubectl {args:?} never succeeded");
+}
+
+both_terraforms!(
+    root_application_orphaned_or_cascaded_on_destroy,
+    |tf: &Tf| {
+        let Some(file) = infraflux_reference::path(MANIFEST) else {
+            return;
+        };
+        // A platform repository with one component: a Namespace and a ConfigMap.
+        let repo = tempfile::tempdir().expect("tempdir");
+        let apps = repo.path().join("gitops/argocd/apps/demo");
+        std::fs::create_dir_all(&apps).expect("mkdir");
+        std::fs::write(
+        apps.join("application.yaml"),
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: demo\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: demo\n  namespace: demo\ndata:\n  hello: world\n",
+    )
+    .expect("write");
+        let url = "https://git.example.com/platform.git";
+        let lab = Lab::up_with(&["--git-repo", &format!("{url}={}", repo.path().display())]);
+        let ip = net(tf, 2);
+        let w = Work::new(tf);
+        let kc = cluster_with_cilium(&w, &lab, &ip);
+        let body = |keep: bool| {
+            format!(
+                "  manifest_path = \"{}\"\n  root_app {{\n    repo_url = \"{url}\"\n  }}\n  on_destroy {{\n    keep_applications = {keep}\n  }}",
+                file.display()
+            )
+        };
+        let destroy_argocd = || {
+            w.ok(&[
+                "destroy",
+                "-auto-approve",
+                "-no-color",
+                "-input=false",
+                &format!("-target={ADDRESS}"),
+            ]);
+        };
+
+        // keep_applications: the root Application goes without its finalizer; the workloads stay.
+        w.write("argocd.tf", &argocd_tf(&body(true)));
+        w.apply();
+        eventually(&kc, &["get", "configmap", "demo", "-n", "demo"]);
+        w.assert_plan_empty();
+        destroy_argocd();
+        assert_absent(&kc, &["get", "namespace", "argocd"]);
+        kubectl_ok(&kc, &["get", "configmap", "demo", "-n", "demo"]);
+
+        // Default: the root Application is deleted while the controller runs; it deletes what
+        // the Application deployed, then Argo CD goes.
+        w.write("argocd.tf", &argocd_tf(&body(false)));
+        w.apply();
+        let sync_status = || {
+            kubectl(
+                &kc,
+                &[
+                    "get",
+                    "applications.argoproj.io",
+                    "root",
+                    "-n",
+                    "argocd",
+                    "-o",
+                    "jsonpath={.status.sync.status}",
+                ],
+            )
+            .1
+        };
+        let mut status = sync_status();
+        for _ in 0..600 {
+            if status == "Synced" {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            status = sync_status();
+        }
+        assert_eq!(status, "Synced");
+        destroy_argocd();
+        assert_absent(&kc, &["get", "configmap", "demo", "-n", "demo"]);
+        assert_absent(&kc, &["get", "namespace", "argocd"]);
+        w.destroy();
+    }
+);
