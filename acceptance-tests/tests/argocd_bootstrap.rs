@@ -274,6 +274,48 @@ both_terraforms!(
         assert!(inv.contains_key("argoproj.io/v1alpha1 Application argocd/root"));
         w.assert_plan_empty();
 
+        // Drift: an owned argocd-cm key edited → refresh shows it, apply restores it.
+        kubectl_ok(
+            &kc,
+            &[
+                "patch",
+                "cm",
+                "argocd-cm",
+                "-n",
+                "argocd",
+                "--type=merge",
+                "-p",
+                "{\"data\":{\"timeout.reconciliation\":\"5s\"}}",
+            ],
+        );
+        let plan = w.plan_json();
+        let before = plan["resource_changes"]
+            .as_array()
+            .and_then(|a| a.iter().find(|r| r["address"] == ADDRESS))
+            .map(|r| r["change"]["before"]["inventory"]["v1 ConfigMap argocd/argocd-cm"].clone())
+            .unwrap_or_default();
+        assert!(
+            before
+                .as_str()
+                .is_some_and(|v| v.contains("drifted: .data.timeout.reconciliation")),
+            "{before}"
+        );
+        w.apply();
+        let v = kubectl_ok(
+            &kc,
+            &[
+                "get",
+                "cm",
+                "argocd-cm",
+                "-n",
+                "argocd",
+                "-o",
+                "jsonpath={.data.timeout\\.reconciliation}",
+            ],
+        );
+        assert_eq!(v, "120s");
+        w.assert_plan_empty();
+
         // A changed password changes only argocd-secret.
         w.write(
             "argocd.tf",
@@ -394,7 +436,7 @@ both_terraforms!(
         let kc = cluster_with_cilium(&w, &lab, &ip);
         let body = |keep: bool| {
             format!(
-                "  manifest_path = \"{}\"\n  root_app {{\n    repo_url = \"{url}\"\n  }}\n  on_destroy {{\n    keep_applications = {keep}\n  }}",
+                "  manifest_path = \"{}\"\n  root_app {{\n    repo_url = \"{url}\"\n  }}\n  on_destroy {{\n    keep_applications = {keep}\n  }}\n  timeouts {{\n    delete = \"20s\"\n  }}",
                 file.display()
             )
         };
@@ -445,6 +487,41 @@ both_terraforms!(
             status = sync_status();
         }
         assert_eq!(status, "Synced");
+        // Without a running application controller nobody removes the finalizer: destroy
+        // stops within its timeout and says which finalizer holds the Application.
+        // (A patch: the lab serves no scale subresource.)
+        let scale = |n: &str| {
+            let patch = format!("{{\"spec\":{{\"replicas\":{n}}}}}");
+            kubectl_ok(
+                &kc,
+                &[
+                    "patch",
+                    "statefulset",
+                    "argocd-application-controller",
+                    "-n",
+                    "argocd",
+                    "--type=merge",
+                    "-p",
+                    &patch,
+                ],
+            );
+        };
+        scale("0");
+        let o = w.fails(&[
+            "destroy",
+            "-auto-approve",
+            "-no-color",
+            "-input=false",
+            &format!("-target={ADDRESS}"),
+        ]);
+        let text = o.all();
+        assert!(
+            text.contains("resources-finalizer.argocd.argoproj.io")
+                && text.contains("keep_applications"),
+            "{text}"
+        );
+        kubectl_ok(&kc, &["get", "namespace", "argocd"]);
+        scale("1");
         destroy_argocd();
         assert_absent(&kc, &["get", "configmap", "demo", "-n", "demo"]);
         assert_absent(&kc, &["get", "namespace", "argocd"]);
