@@ -1,6 +1,8 @@
 //! One module per resource. Resources know the framework and the API clients, never gRPC.
 
+mod argocd_bootstrap;
 mod cilium_install;
+mod kube_common;
 mod proxmox_vm;
 mod talos_cluster;
 mod talos_machine_secrets;
@@ -19,5 +21,6 @@ pub fn all(shared: &Arc<Shared>) -> Vec<Arc<dyn Resource>> {
         Arc::new(talos_cluster::TalosCluster),
         Arc::new(talos_machine_secrets::TalosMachineSecrets),
         Arc::new(cilium_install::CiliumInstall),
+        Arc::new(argocd_bootstrap::ArgocdBootstrap),
     ]
 }

@@ -4,83 +4,28 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use infraflux_kube::{
-    Client, DriftKind, Engine, Error as KubeError, Inventory, Kubeconfig, ObjectRef,
-};
+use infraflux_kube::{Engine, Error as KubeError, Inventory, ObjectRef};
 use serde_json::Value as Json;
-use tfplugin::{AttributePath, Ctx, Diagnostic};
+use tfplugin::{Ctx, Diagnostic};
 
-use super::state::{engine_inventory, key};
+use super::state::engine_inventory;
 
-/// The field manager of every object we apply.
-pub const FIELD_MANAGER: &str = "infraflux";
 /// The label that marks our objects, so a lost state can be rebuilt (import).
 pub const INVENTORY_LABEL: (&str, &str) = ("infraflux.dev/install", "cilium");
 /// The taint cilium-operator keeps on a node until its agent runs there.
 pub const AGENT_NOT_READY_TAINT: &str = "node.cilium.io/agent-not-ready";
 /// How long an API server may stay unreachable during an apply before the apply gives up.
 const OUTAGE_BUDGET: Duration = Duration::from_secs(30);
-/// Per-request timeout of the Kubernetes client.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A diagnostic for an engine error; connection problems point at `kubeconfig`.
-pub fn kube_diag(summary: &str, e: &KubeError) -> Diagnostic {
-    let d = Diagnostic::error(summary, format!("{e}."));
-    match e {
-        KubeError::Kubeconfig(_) | KubeError::Unreachable { .. } | KubeError::Forbidden { .. } => {
-            d.at(AttributePath::attr("kubeconfig"))
-        }
-        _ => d,
-    }
-}
+pub use crate::resources::kube_common::{existing, key_of, kube_diag, refresh};
 
 /// The engine for the cluster the kubeconfig names.
 pub fn connect(kubeconfig: Option<&str>) -> Result<Engine, Diagnostic> {
-    let yaml = kubeconfig.ok_or_else(|| {
-        Diagnostic::error(
-            "No kubeconfig",
-            "kubeconfig is not known at apply time; give the cluster's admin kubeconfig.",
-        )
-        .at(AttributePath::attr("kubeconfig"))
-    })?;
-    let kc = Kubeconfig::parse(yaml).map_err(|e| kube_diag("Invalid kubeconfig", &e))?;
-    let client = Client::new(&kc, REQUEST_TIMEOUT)
-        .map_err(|e| kube_diag("Cannot use the kubeconfig", &e))?;
-    Ok(Engine::new(client, FIELD_MANAGER, INVENTORY_LABEL))
+    crate::resources::kube_common::connect(kubeconfig, INVENTORY_LABEL)
 }
 
 fn progress(msg: &str) {
     tracing::info!(target: "infraflux::cilium", "{msg}");
-}
-
-/// The inventory key of an engine object reference (as [`super::state::key`] makes them).
-pub fn key_of(r: &ObjectRef) -> String {
-    let api_version = if r.group.is_empty() {
-        r.version.clone()
-    } else {
-        format!("{}/{}", r.group, r.version)
-    };
-    match &r.namespace {
-        Some(ns) => format!("{api_version} {} {ns}/{}", r.kind, r.name),
-        None => format!("{api_version} {} {}", r.kind, r.name),
-    }
-}
-
-/// What an apply left in the cluster, as inventory entries (key → hash of the built object,
-/// or the engine's hash for objects no longer built).
-pub fn existing(
-    engine_inv: &Inventory,
-    built: &BTreeMap<String, String>,
-) -> BTreeMap<String, String> {
-    engine_inv
-        .entries
-        .iter()
-        .map(|e| {
-            let k = key_of(&e.object);
-            let h = built.get(&k).cloned().unwrap_or_else(|| e.hash.clone());
-            (k, h)
-        })
-        .collect()
 }
 
 /// How an apply ended: the inventory of what exists and, on failure, why.
@@ -179,37 +124,6 @@ pub async fn apply_and_wait(
         inventory,
         error: waited.err(),
     }
-}
-
-/// The inventory after a refresh: missing objects leave it (the plan re-adds them), changed
-/// ones show which owned fields differ.
-pub async fn refresh(
-    engine: &Engine,
-    desired: &[Json],
-    inventory: &BTreeMap<String, String>,
-) -> Result<BTreeMap<String, String>, KubeError> {
-    let tracked: Vec<Json> = desired
-        .iter()
-        .filter(|o| inventory.contains_key(&key(o)))
-        .cloned()
-        .collect();
-    let mut out = inventory.clone();
-    for d in engine.drift(&tracked).await? {
-        let k = key_of(&d.object);
-        match d.kind {
-            DriftKind::Missing => {
-                out.remove(&k);
-            }
-            DriftKind::Changed { fields } => {
-                let mut shown: Vec<&str> = fields.iter().map(String::as_str).take(5).collect();
-                if fields.len() > 5 {
-                    shown.push("…");
-                }
-                out.insert(k, format!("drifted: {}", shown.join(", ")));
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// Deletes what the inventory names and waits until it is gone.

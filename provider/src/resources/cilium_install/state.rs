@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use infraflux_cilium::{CertKey, Certificates, Manifests, Options, object_hash};
-use infraflux_kube::{Inventory, InventoryEntry, ObjectRef};
 use serde_json::{Value as Json, json};
 use tfplugin::Value;
 use tfplugin::framework::resource::Private;
@@ -14,85 +13,14 @@ const CERTS: &str = "certificates";
 /// Private-state key of the `rotate_certificates` value the certificates were made under.
 const ROTATION: &str = "rotation";
 
-/// The inventory key of a built object: `<apiVersion> <Kind> [<namespace>/]<name>`.
-pub fn key(object: &Json) -> String {
-    let s = |v: &Json| v.as_str().unwrap_or_default().to_string();
-    let meta = &object["metadata"];
-    let name = match meta["namespace"].as_str() {
-        Some(ns) => format!("{ns}/{}", s(&meta["name"])),
-        None => s(&meta["name"]),
-    };
-    format!("{} {} {name}", s(&object["apiVersion"]), s(&object["kind"]))
-}
-
-/// The object a key names.
-pub fn object_ref(key: &str) -> Option<ObjectRef> {
-    let mut parts = key.splitn(3, ' ');
-    let (api_version, kind, name) = (parts.next()?, parts.next()?, parts.next()?);
-    let (group, version) = match api_version.rsplit_once('/') {
-        Some((g, v)) => (g.to_string(), v.to_string()),
-        None => (String::new(), api_version.to_string()),
-    };
-    let (namespace, name) = match name.split_once('/') {
-        Some((ns, n)) => (Some(ns.to_string()), n.to_string()),
-        None => (None, name.to_string()),
-    };
-    Some(ObjectRef {
-        group,
-        version,
-        kind: kind.to_string(),
-        namespace,
-        name,
-    })
-}
+pub use crate::resources::kube_common::key;
 
 /// The inventory value of built objects: key → hash.
 pub fn inventory_of(objects: &[Json]) -> BTreeMap<String, String> {
     objects.iter().map(|o| (key(o), object_hash(o))).collect()
 }
 
-/// As a Terraform map; `unknown` keys get an unknown hash (it depends on certificates that do
-/// not exist yet).
-pub fn inventory_value(inv: &BTreeMap<String, String>, unknown: &[String]) -> Value {
-    Value::Map(
-        inv.iter()
-            .map(|(k, h)| {
-                let v = if unknown.contains(k) {
-                    Value::Unknown
-                } else {
-                    Value::from(h.as_str())
-                };
-                (k.clone(), v)
-            })
-            .collect(),
-    )
-}
-
-/// A state's `inventory` map as key → hash.
-pub fn inventory_map(inventory: &Value) -> BTreeMap<String, String> {
-    inventory
-        .as_map()
-        .map(|m| {
-            m.iter()
-                .map(|(k, h)| (k.clone(), h.as_str().unwrap_or_default().to_string()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The engine's inventory for inventory keys (for pruning and delete).
-pub fn engine_inventory(inventory: &BTreeMap<String, String>) -> Inventory {
-    let entries = inventory
-        .iter()
-        .filter_map(|(k, h)| {
-            Some(InventoryEntry {
-                object: object_ref(k)?,
-                hash: h.clone(),
-            })
-        })
-        .collect();
-    Inventory { entries }
-}
+pub use crate::resources::kube_common::{engine_inventory, inventory_map, inventory_value};
 
 /// The objects built with two different placeholder certificate sets: the keys whose hash
 /// differs are the ones the real certificates decide. Cheap: no key is generated.
@@ -178,6 +106,7 @@ pub fn rendered(manifests: &Manifests) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resources::kube_common::object_ref;
 
     #[test]
     fn keys_name_the_object_and_parse_back() {
