@@ -1,20 +1,22 @@
 //! What the resources that apply Kubernetes objects through `infraflux-kube` share: connecting
-//! from a kubeconfig, engine errors as diagnostics, inventory keys and maps, drift as inventory
-//! values.
+//! from a kubeconfig, engine errors as diagnostics, inventory keys and maps, the apply step
+//! (fast failure when nothing answers, outages waited out), drift as inventory values.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use infraflux_kube::{
     Client, DriftKind, Engine, Error as KubeError, Inventory, InventoryEntry, Kubeconfig, ObjectRef,
 };
 use serde_json::Value as Json;
-use tfplugin::{AttributePath, Diagnostic, Value};
+use tfplugin::{AttributePath, Ctx, Diagnostic, StateResponse, Value};
 
 /// The field manager of every object we apply.
 pub const FIELD_MANAGER: &str = "infraflux";
 /// Per-request timeout of the Kubernetes client.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an API server may stay unreachable during an apply before the apply gives up.
+const OUTAGE_BUDGET: Duration = Duration::from_secs(30);
 
 /// A diagnostic for an engine error; connection problems point at `kubeconfig`.
 pub fn kube_diag(summary: &str, e: &KubeError) -> Diagnostic {
@@ -179,6 +181,109 @@ pub async fn refresh(
         }
     }
     Ok(out)
+}
+
+/// How an apply ended: the inventory of what exists and, on failure, why.
+pub struct Applied {
+    pub inventory: BTreeMap<String, String>,
+    pub error: Option<Diagnostic>,
+}
+
+/// Applies `objects` over `previous` (pruning what left, sparing what `keep` names) within
+/// `timeout`; `what` names the install in messages ("Cilium"). `Ok` is the inventory once
+/// every object is applied; `Err` keeps what may exist (on cancellation or timeout the union
+/// of before and after: deleting an absent object is harmless, forgetting a present one is
+/// not). Nothing answering at all fails at once; an API server that goes away mid-apply
+/// (control planes restart, e.g. during upgrades) is waited out for a while, and what was
+/// applied is not redone.
+#[allow(clippy::too_many_arguments)]
+pub async fn apply(
+    ctx: &Ctx,
+    engine: &Engine,
+    objects: &[Json],
+    built: &BTreeMap<String, String>,
+    previous: &Inventory,
+    keep: &(dyn Fn(&ObjectRef) -> bool + Send + Sync),
+    timeout: Duration,
+    what: &str,
+    progress: &(dyn Fn(&str) + Send + Sync),
+) -> Result<BTreeMap<String, String>, Applied> {
+    let started = Instant::now();
+    let mut maybe = existing(previous, built);
+    maybe.extend(built.iter().map(|(k, h)| (k.clone(), h.clone())));
+    if let Err(e) = engine.client().readyz().await {
+        return Err(Applied {
+            inventory: existing(previous, built),
+            error: Some(kube_diag("Cannot reach the Kubernetes API", &e)),
+        });
+    }
+    let mut prev = previous.clone();
+    let mut outage: Option<Instant> = None;
+    loop {
+        let attempt = tokio::time::timeout(
+            timeout.saturating_sub(started.elapsed()),
+            engine.apply(objects, &prev, keep, progress),
+        );
+        let applied = tokio::select! {
+            () = ctx.cancel.cancelled() => {
+                return Err(Applied { inventory: maybe, error: Some(Diagnostic::error(
+                    format!("{what} install interrupted"),
+                    "Terraform asked the provider to stop while objects were being applied; \
+                     the next apply finishes the job.")) });
+            }
+            r = attempt => r,
+        };
+        match applied {
+            Err(_) => {
+                return Err(Applied {
+                    inventory: maybe,
+                    error: Some(Diagnostic::error(
+                        format!("Timed out applying the {what} objects"),
+                        format!(
+                            "The objects were not all applied within {}s; the next apply \
+                             continues. Raise timeouts if the API server is slow.",
+                            timeout.as_secs()
+                        ),
+                    )),
+                });
+            }
+            Ok(Ok(inv)) => return Ok(existing(&inv, built)),
+            Ok(Err(e))
+                if e.error.is_transient()
+                    && outage.get_or_insert_with(Instant::now).elapsed() < OUTAGE_BUDGET
+                    && started.elapsed() < timeout =>
+            {
+                progress(&format!("{}; retrying", e.error));
+                prev = e.inventory;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Ok(Err(e)) => {
+                return Err(Applied {
+                    inventory: existing(&e.inventory, built),
+                    error: Some(kube_diag(
+                        &format!("Cannot apply the {what} objects"),
+                        &e.error,
+                    )),
+                });
+            }
+        }
+    }
+}
+
+/// Puts a refreshed inventory into the state, or keeps the state with the failure as a
+/// warning: a cluster that cannot be read must not block a plan, or a destroy of the cluster
+/// itself.
+pub fn set_refreshed(
+    resp: &mut StateResponse,
+    refreshed: Result<BTreeMap<String, String>, Diagnostic>,
+) {
+    match refreshed {
+        Ok(inv) => resp.state.set_attr("inventory", inventory_value(&inv, &[])),
+        Err(d) => resp.diags.push(Diagnostic::warning(
+            format!("{} (state kept as it was)", d.summary),
+            d.detail,
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,8 @@ use infraflux_kube::{Engine, Inventory, ObjectRef};
 use serde_json::{Value as Json, json};
 use tfplugin::{Ctx, Diagnostic};
 
-use crate::resources::kube_common::{engine_inventory, existing, kube_diag};
+pub use crate::resources::kube_common::Applied;
+use crate::resources::kube_common::{self, engine_inventory, kube_diag};
 
 use super::build::is_application;
 
@@ -18,12 +19,6 @@ pub const INVENTORY_LABEL: (&str, &str) = ("infraflux.dev/install", "argocd");
 
 fn progress(msg: &str) {
     tracing::info!(target: "infraflux::argocd", "{msg}");
-}
-
-/// How an apply ended: the inventory of what exists and, on failure, why.
-pub struct Applied {
-    pub inventory: BTreeMap<String, String>,
-    pub error: Option<Diagnostic>,
 }
 
 /// Applies `objects` over `previous` (pruning what left, sparing what `keep` names), then
@@ -38,38 +33,12 @@ pub async fn apply_and_wait(
     timeout: Duration,
 ) -> Applied {
     let started = Instant::now();
-    let mut maybe = existing(previous, built);
-    maybe.extend(built.iter().map(|(k, h)| (k.clone(), h.clone())));
-    let applied = tokio::select! {
-        () = ctx.cancel.cancelled() => {
-            return Applied { inventory: maybe, error: Some(Diagnostic::error(
-                "Argo CD install interrupted",
-                "Terraform asked the provider to stop while objects were being applied; the \
-                 next apply finishes the job.")) };
-        }
-        r = tokio::time::timeout(timeout, engine.apply(objects, previous, keep, &progress)) => r,
-    };
-    let inventory = match applied {
-        Err(_) => {
-            return Applied {
-                inventory: maybe,
-                error: Some(Diagnostic::error(
-                    "Timed out applying the Argo CD objects",
-                    format!(
-                        "The objects were not all applied within {}s; the next apply \
-                         continues. Raise timeouts if the API server is slow.",
-                        timeout.as_secs()
-                    ),
-                )),
-            };
-        }
-        Ok(Err(e)) => {
-            return Applied {
-                inventory: existing(&e.inventory, built),
-                error: Some(kube_diag("Cannot apply the Argo CD objects", &e.error)),
-            };
-        }
-        Ok(Ok(inv)) => existing(&inv, built),
+    let applied = kube_common::apply(
+        ctx, engine, objects, built, previous, keep, timeout, "Argo CD", &progress,
+    );
+    let inventory = match applied.await {
+        Ok(inv) => inv,
+        Err(failed) => return failed,
     };
     let engine_inv = engine_inventory(&inventory);
     let left = timeout.saturating_sub(started.elapsed());

@@ -263,15 +263,7 @@ impl Resource for ArgocdBootstrap {
                 .map_err(|e| kube_diag("Cannot read the Argo CD objects", &e))
         }
         .await;
-        match refreshed {
-            Ok(inv) => resp.state.set_attr("inventory", inventory_value(&inv, &[])),
-            // A cluster (or manifest) that cannot be read keeps its state: refresh must not
-            // block a plan or a destroy of the cluster itself.
-            Err(d) => resp.diags.push(Diagnostic::warning(
-                format!("{} (state kept as it was)", d.summary),
-                d.detail,
-            )),
-        }
+        crate::resources::kube_common::set_refreshed(&mut resp, refreshed);
         resp
     }
 

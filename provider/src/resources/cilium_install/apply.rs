@@ -14,10 +14,9 @@ use super::state::engine_inventory;
 pub const INVENTORY_LABEL: (&str, &str) = ("infraflux.dev/install", "cilium");
 /// The taint cilium-operator keeps on a node until its agent runs there.
 pub const AGENT_NOT_READY_TAINT: &str = "node.cilium.io/agent-not-ready";
-/// How long an API server may stay unreachable during an apply before the apply gives up.
-const OUTAGE_BUDGET: Duration = Duration::from_secs(30);
 
-pub use crate::resources::kube_common::{existing, key_of, kube_diag, refresh};
+use crate::resources::kube_common;
+pub use crate::resources::kube_common::{Applied, key_of, kube_diag, refresh};
 
 /// The engine for the cluster the kubeconfig names.
 pub fn connect(kubeconfig: Option<&str>) -> Result<Engine, Diagnostic> {
@@ -28,16 +27,8 @@ fn progress(msg: &str) {
     tracing::info!(target: "infraflux::cilium", "{msg}");
 }
 
-/// How an apply ended: the inventory of what exists and, on failure, why.
-pub struct Applied {
-    pub inventory: BTreeMap<String, String>,
-    pub error: Option<Diagnostic>,
-}
-
 /// Applies `objects` over `previous` (pruning what left), then waits for the agents, the
-/// operator and the nodes, within `timeout`. Cancellation and timeouts keep what may exist
-/// in the inventory (the union of before and after): deleting an absent object is harmless,
-/// forgetting a present one is not.
+/// operator and the nodes, within `timeout`. Failures keep in the inventory what may exist.
 pub async fn apply_and_wait(
     ctx: &Ctx,
     engine: &Engine,
@@ -47,66 +38,13 @@ pub async fn apply_and_wait(
     timeout: Duration,
 ) -> Applied {
     let started = Instant::now();
-    let mut maybe = existing(previous, built);
-    maybe.extend(built.iter().map(|(k, h)| (k.clone(), h.clone())));
-    // Nothing answering at all is a wrong kubeconfig or a cluster that is not there: say so
-    // at once rather than retrying until the timeout.
-    if let Err(e) = engine.client().readyz().await {
-        return Applied {
-            inventory: existing(previous, built),
-            error: Some(kube_diag("Cannot reach the Kubernetes API", &e)),
-        };
-    }
     let keep = |_: &ObjectRef| false;
-    let mut prev = previous.clone();
-    let mut outage: Option<Instant> = None;
-    let inventory = loop {
-        let attempt = tokio::time::timeout(
-            timeout.saturating_sub(started.elapsed()),
-            engine.apply(objects, &prev, &keep, &progress),
-        );
-        let applied = tokio::select! {
-            () = ctx.cancel.cancelled() => {
-                return Applied { inventory: maybe, error: Some(Diagnostic::error(
-                    "Cilium install interrupted",
-                    "Terraform asked the provider to stop while objects were being applied; \
-                     the next apply finishes the job.")) };
-            }
-            r = attempt => r,
-        };
-        match applied {
-            Err(_) => {
-                return Applied {
-                    inventory: maybe,
-                    error: Some(Diagnostic::error(
-                        "Timed out applying the Cilium objects",
-                        format!(
-                            "The objects were not all applied within {}s; the next apply \
-                             continues. Raise timeouts if the API server is slow.",
-                            timeout.as_secs()
-                        ),
-                    )),
-                };
-            }
-            Ok(Ok(inv)) => break existing(&inv, built),
-            // An API server that restarts mid-apply (control planes do, e.g. during Talos
-            // upgrades) is waited out for a while; what was applied is kept and not redone.
-            Ok(Err(e))
-                if e.error.is_transient()
-                    && outage.get_or_insert_with(Instant::now).elapsed() < OUTAGE_BUDGET
-                    && started.elapsed() < timeout =>
-            {
-                progress(&format!("{}; retrying", e.error));
-                prev = e.inventory;
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            Ok(Err(e)) => {
-                return Applied {
-                    inventory: existing(&e.inventory, built),
-                    error: Some(kube_diag("Cannot apply the Cilium objects", &e.error)),
-                };
-            }
-        }
+    let applied = kube_common::apply(
+        ctx, engine, objects, built, previous, &keep, timeout, "Cilium", &progress,
+    );
+    let inventory = match applied.await {
+        Ok(inv) => inv,
+        Err(failed) => return failed,
     };
     let engine_inv = engine_inventory(&inventory);
     let left = |started: Instant| timeout.saturating_sub(started.elapsed());

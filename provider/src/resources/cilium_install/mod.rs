@@ -262,15 +262,7 @@ impl Resource for CiliumInstall {
                 .map_err(|e| apply::kube_diag("Cannot read the Cilium objects", &e)),
             Err(d) => Err(d),
         };
-        match refreshed {
-            Ok(inv) => resp.state.set_attr("inventory", inventory_value(&inv, &[])),
-            // A cluster that cannot be read keeps its state: refresh must not block a plan or
-            // a destroy of the cluster itself.
-            Err(d) => resp.diags.push(Diagnostic::warning(
-                format!("{} (state kept as it was)", d.summary),
-                d.detail,
-            )),
-        }
+        crate::resources::kube_common::set_refreshed(&mut resp, refreshed);
         resp
     }
 
